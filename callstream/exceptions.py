@@ -57,7 +57,20 @@ class DecodeError(ContractError):
 
 
 class ValidationError(ContractError):
-    """Decoded, but breaks the schema or the semantic rules; ``errors`` names each field."""
+    """Decoded, but breaks the schema or the semantic rules; ``errors`` names each field.
+
+    ``partial`` holds what could be read of the record (for reporting its id), when anything.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        errors: tuple[FieldError, ...] = (),
+        raw: bytes | None = None,
+        partial: dict[str, object] | None = None,
+    ) -> None:
+        self.partial = partial
+        super().__init__(message, errors, raw)
 
 
 class KafkaDeliveryError(CallstreamError):
