@@ -30,6 +30,7 @@ __all__ = [
     "dispatch_result_codec",
     "parse_call_request",
     "validate_call_request",
+    "with_rule_errors",
 ]
 
 

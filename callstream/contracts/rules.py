@@ -7,6 +7,7 @@ puts them in the DLQ with every reason named.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,7 +36,11 @@ def _has_control_chars(value: str) -> bool:
 
 
 def check_call_request(record: dict[str, Any]) -> list[FieldError]:
-    """Every semantic rule the record breaks (empty when valid)."""
+    """Every semantic rule the record breaks (empty when valid).
+
+    Also runs on the partial record of a schema failure (failing fields hold None), so every
+    check here tolerates values of the wrong type.
+    """
     errors: list[FieldError] = []
     cid = record.get("correlation_id")
     if not isinstance(cid, str) or not cid.strip():
@@ -72,27 +77,29 @@ def check_call_request(record: dict[str, Any]) -> list[FieldError]:
         errors.append(FieldError("callback_data", f"at most {MAX_CALLBACK_DATA} characters"))
 
     notify_url = record.get("notify_url")
-    if notify_url is not None and not _valid_url(notify_url):
+    if notify_url is not None and not (isinstance(notify_url, str) and _valid_url(notify_url)):
         errors.append(
             FieldError("notify_url", "must be an absolute http(s) URL without surrounding spaces")
         )
     auth_id = record.get("notify_url_auth_id")
-    if auth_id is not None and (not auth_id.strip() or auth_id != auth_id.strip()):
+    if isinstance(auth_id, str) and (not auth_id.strip() or auth_id != auth_id.strip()):
         errors.append(FieldError("notify_url_auth_id", "must not be blank or padded"))
 
-    receipts = record.get("requested_receipts") or []
+    receipts = [r for r in record.get("requested_receipts") or [] if isinstance(r, str)]
     if len(set(receipts)) != len(receipts):
         errors.append(FieldError("requested_receipts", "must not repeat a receipt"))
 
     send_at, expires_at = record.get("send_at"), record.get("expires_at")
-    if send_at is not None and expires_at is not None and expires_at <= send_at:
+    if isinstance(send_at, datetime) and isinstance(expires_at, datetime) and expires_at <= send_at:
         errors.append(FieldError("expires_at", "must be after send_at"))
 
-    attributes = record.get("attributes") or {}
+    attributes = record.get("attributes")
+    if not isinstance(attributes, dict):
+        return errors
     if len(attributes) > MAX_ATTRIBUTES:
         errors.append(FieldError("attributes", f"at most {MAX_ATTRIBUTES} entries"))
     for key, value in attributes.items():
-        if len(key) > MAX_ATTRIBUTE_LENGTH or len(value) > MAX_ATTRIBUTE_LENGTH:
+        if len(str(key)) > MAX_ATTRIBUTE_LENGTH or len(str(value)) > MAX_ATTRIBUTE_LENGTH:
             errors.append(
                 FieldError(f"attributes.{key[:40]}", f"at most {MAX_ATTRIBUTE_LENGTH} characters")
             )

@@ -61,7 +61,7 @@ def _load(path: Path) -> Schema:
     return Schema(
         name=str(parsed["name"]),
         parsed=parsed,
-        fingerprint=int(crc, 16).to_bytes(8, "little"),
+        fingerprint=bytes.fromhex(crc),  # fastavro gives the little-endian bytes, as written
         source=path,
     )
 
