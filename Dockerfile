@@ -10,12 +10,12 @@ COPY sandbox sandbox
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
-RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin callstream
+RUN useradd --uid 1001 --no-create-home --shell /usr/sbin/nologin callstream
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 COPY schemas /app/schemas
 ENV CALLSTREAM_SCHEMAS_DIR=/app/schemas \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
-USER 10001
+USER 1001
 ENTRYPOINT ["callstream"]

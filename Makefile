@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 KAFKA := $(PYTHON) dev/kafka/launcher.py
 PYTEST_ARGS ?=
 
-.PHONY: help install jars helm lint format typecheck test test-unit test-integration \
+.PHONY: help install jars helm helm-lint lint format typecheck test test-unit test-integration \
         kafka-up kafka-down kafka-status demo demo-down bench clean
 
 help:
@@ -44,11 +44,16 @@ format: install
 typecheck: install
 	$(BIN)/mypy
 
+helm-lint: install helm
+	.tools/bin/helm lint --strict helm/callstream
+	.tools/bin/helm lint --strict helm/callstream -f helm/callstream/ci/all-enabled-values.yaml
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/pytest tests/unit/test_helm_chart.py
+
 test: install jars helm lint typecheck
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
 
-test-unit: install
-	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+test-unit: install helm
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 test-integration: install jars
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
