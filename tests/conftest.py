@@ -1,3 +1,4 @@
-"""Shared pytest configuration: the real-Kafka fixtures live in tests/kafka_fixtures.py."""
+"""Shared pytest configuration: real Kafka (tests/kafka_fixtures.py), the sandbox platform
+(tests/sandbox_fixtures.py)."""
 
-pytest_plugins = ["tests.kafka_fixtures"]
+pytest_plugins = ["tests.kafka_fixtures", "tests.sandbox_fixtures"]
