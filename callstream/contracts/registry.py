@@ -68,7 +68,7 @@ class SchemaRegistry:
         answer = self._call("GET", f"/schemas/ids/{schema_id}")
         if answer.get("schemaType", "AVRO") != "AVRO":
             raise RegistryError(f"schema id {schema_id} is not an Avro schema")
-        parsed = fastavro.parse_schema(json.loads(answer["schema"]), _write_hint=False)
+        parsed = fastavro.parse_schema(json.loads(answer["schema"]))
         with self._lock:
             self._by_id[schema_id] = parsed
         return parsed

@@ -52,7 +52,7 @@ def schemas_dir() -> Path:
 def _load(path: Path) -> Schema:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        parsed = fastavro.parse_schema(raw, _write_hint=False)
+        parsed = fastavro.parse_schema(raw)  # parsed once, marked so fastavro never re-parses it
     except (OSError, ValueError, fastavro.schema.SchemaParseException) as exc:
         raise ConfigError(f"cannot load Avro schema {path}: {exc}") from exc
     if not isinstance(parsed, dict):
