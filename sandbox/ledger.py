@@ -13,9 +13,11 @@ Shape of :meth:`Ledger.snapshot` (documented in ``docs/sandbox.md``)::
 The lists keep the newest ``limit`` entries; the counters in ``summary`` count everything since
 the last reset, so "each correlation id accepted exactly once" holds for any volume.
 
-Kept per request: one tuple of atoms holding the raw body as received; correlation ids and
-numbers are read back from it when the ledger is asked for. The garbage collector stops tracking
-such tuples and little memory is touched, which keeps the request path fast.
+Kept per request: its fields (the raw body as received among them) stored into ring buffers, one
+list per field; correlation ids and numbers are read back from the body when the ledger is asked
+for, as :class:`RequestRecord` and :class:`CallRecord`. Storing atoms into existing lists creates
+no object the garbage collector tracks: one tuple per request and one per call (a NamedTuple is
+never untracked) made collections run every few hundred requests and walk the whole ledger.
 """
 
 from __future__ import annotations
@@ -110,11 +112,26 @@ class RequestRecord(NamedTuple):
 
 @dataclass(slots=True)
 class Ledger:
+    """Requests and calls are kept in ring buffers of ``limit`` slots, one list per field: a
+    request stores atoms into existing lists and allocates no container, so the request path
+    creates nothing the garbage collector must track (or ever walk, beyond the lists)."""
+
     limit: int
-    requests: deque[RequestRecord] = field(init=False)
     callbacks: deque[dict[str, Any]] = field(init=False)
-    calls: dict[str, CallRecord] = field(init=False)  # message id -> call (newest ``limit``)
-    _call_order: deque[str] = field(init=False)
+    # requests: seq s is in slot (s - 1) % limit of each list, while s > request_seq - limit
+    _req_at: list[float] = field(init=False)
+    _req_status: list[int] = field(init=False)
+    _req_extra: list[tuple[str | None, str | None, str | None] | None] = field(init=False)
+    _req_mids: list[str | tuple[str, ...]] = field(init=False)
+    _req_raw: list[bytes | None] = field(init=False)
+    # calls: the n-th call (from 0) is in slot n % limit; ``calls`` maps its message id to n
+    calls: dict[str, int] = field(init=False)
+    _call_count: int = 0
+    _call_mid: list[str] = field(init=False)
+    _call_cid: list[str | None] = field(init=False)
+    _call_msisdn: list[str] = field(init=False)
+    _call_at: list[float] = field(init=False)
+    _call_raw: list[bytes] = field(init=False)
     plans: dict[str, CallPlan] = field(init=False)  # message id -> plan, once drawn
     accepted_at: dict[str, float] = field(init=False)  # correlation id -> last acceptance (epoch)
     repeats: dict[str, int] = field(init=False)  # correlation id -> acceptances beyond the 1st
@@ -130,10 +147,13 @@ class Ledger:
         self.reset()
 
     def reset(self) -> None:
-        self.requests = deque(maxlen=self.limit)
         self.callbacks = deque(maxlen=self.limit)
+        self._req_at, self._req_status, self._req_extra = [], [], []
+        self._req_mids, self._req_raw = [], []
         self.calls = {}
-        self._call_order = deque()
+        self._call_count = 0
+        self._call_mid, self._call_cid, self._call_msisdn = [], [], []
+        self._call_at, self._call_raw = [], []
         self.plans = {}
         self.accepted_at = {}
         self.repeats = {}
@@ -145,6 +165,32 @@ class Ledger:
         self.request_seq = 0
         self.callback_seq = 0
 
+    def _store_request(
+        self,
+        received_at: float,
+        http_status: int,
+        extra: tuple[str | None, str | None, str | None] | None,
+        message_ids: str | tuple[str, ...],
+        raw: bytes | None,
+    ) -> None:
+        seq = self.request_seq = self.request_seq + 1
+        by_status = self.by_status
+        by_status[http_status] = by_status.get(http_status, 0) + 1
+        slot = (seq - 1) % self.limit
+        ats = self._req_at
+        if slot == len(ats):  # still filling
+            ats.append(received_at)
+            self._req_status.append(http_status)
+            self._req_extra.append(extra)
+            self._req_mids.append(message_ids)
+            self._req_raw.append(raw)
+        else:
+            ats[slot] = received_at
+            self._req_status[slot] = http_status
+            self._req_extra[slot] = extra
+            self._req_mids[slot] = message_ids
+            self._req_raw[slot] = raw
+
     def record_request(
         self,
         received_at: float,
@@ -155,32 +201,96 @@ class Ledger:
         message_ids: str | tuple[str, ...] = (),
         raw: bytes | None = None,
     ) -> None:
-        seq = self.request_seq = self.request_seq + 1
-        by_status = self.by_status
-        by_status[http_status] = by_status.get(http_status, 0) + 1
         if code is not None:
             self.by_code[code] += 1
-        self.requests.append(
-            RequestRecord(seq, received_at, http_status, code, message, fault, message_ids, raw)
+        extra = (
+            None if code is None and message is None and fault is None else (code, message, fault)
         )
+        self._store_request(received_at, http_status, extra, message_ids, raw)
 
-    def add_call(self, call: CallRecord, plan: CallPlan | None) -> None:
-        mid = call.message_id
-        self.calls[mid] = call
-        order = self._call_order
-        order.append(mid)
+    def add_call(
+        self,
+        mid: str,
+        cid: str | None,
+        msisdn: str,
+        accepted_at: float,
+        raw: bytes,
+        plan: CallPlan | None = None,
+    ) -> None:
+        """Register an accepted destination (the fields of :class:`CallRecord`)."""
+        n = self._call_count
+        self._call_count = n + 1
+        slot = n % self.limit
+        calls = self.calls
+        mids = self._call_mid
+        if slot == len(mids):  # still filling
+            mids.append(mid)
+            self._call_cid.append(cid)
+            self._call_msisdn.append(msisdn)
+            self._call_at.append(accepted_at)
+            self._call_raw.append(raw)
+        else:  # the oldest call leaves
+            oldest = mids[slot]
+            if calls.get(oldest) == n - self.limit:
+                del calls[oldest]
+                if self.plans:
+                    self.plans.pop(oldest, None)
+            mids[slot] = mid
+            self._call_cid[slot] = cid
+            self._call_msisdn[slot] = msisdn
+            self._call_at[slot] = accepted_at
+            self._call_raw[slot] = raw
+        calls[mid] = n
         if plan is not None:
             self.plans[mid] = plan
-        if len(order) > self.limit:
-            oldest = order.popleft()
-            del self.calls[oldest]
-            self.plans.pop(oldest, None)
         self.accepted_total += 1
-        cid = call.correlation_id
         if cid is not None:
-            if cid in self.accepted_at:
+            accepted = self.accepted_at
+            if cid in accepted:
                 self.repeats[cid] = self.repeats.get(cid, 0) + 1
-            self.accepted_at[cid] = call.accepted_at
+            accepted[cid] = accepted_at
+
+    def record_accepted_one(
+        self, received_at: float, mid: str, cid: str | None, msisdn: str, raw: bytes
+    ) -> None:
+        """:meth:`add_call` then :meth:`record_request` for a 201 to a single destination (no
+        fault, no plan yet): the request path's common case."""
+        self.add_call(mid, cid, msisdn, received_at, raw)
+        self._store_request(received_at, 201, None, mid, raw)
+
+    def call(self, message_id: str) -> CallRecord | None:
+        n = self.calls.get(message_id)
+        if n is None:
+            return None
+        slot = n % self.limit
+        return CallRecord(
+            self._call_mid[slot],
+            self._call_cid[slot],
+            self._call_msisdn[slot],
+            self._call_at[slot],
+            self._call_raw[slot],
+        )
+
+    def requests(self, since: int = 0) -> list[RequestRecord]:
+        """The requests kept (the newest ``limit``) with a seq above ``since``, oldest first."""
+        first = max(since, self.request_seq - len(self._req_at)) + 1
+        out: list[RequestRecord] = []
+        for seq in range(first, self.request_seq + 1):
+            slot = (seq - 1) % self.limit
+            code, message, fault = self._req_extra[slot] or (None, None, None)
+            out.append(
+                RequestRecord(
+                    seq,
+                    self._req_at[slot],
+                    self._req_status[slot],
+                    code,
+                    message,
+                    fault,
+                    self._req_mids[slot],
+                    self._req_raw[slot],
+                )
+            )
+        return out
 
     def accepted_counts(self) -> dict[str, int]:
         repeats = self.repeats
@@ -216,7 +326,7 @@ class Ledger:
 
     def snapshot(self, *, since: int = 0) -> dict[str, Any]:
         return {
-            "requests": [r.as_json() for r in self.requests if r.seq > since],
+            "requests": [r.as_json() for r in self.requests(since)],
             "callbacks": list(self.callbacks),
             "summary": self.summary(),
         }

@@ -23,6 +23,8 @@ class SandboxState:
     has_faults: bool = field(init=False, default=False)
     seen: dict[str, int] = field(init=False, default_factory=dict)  # requests per correlation id
     key_bytes: bytes = field(init=False, default=b"")  # the service key, for the fast auth path
+    # no TPS limit, no fault, no seed: the request path may skip straight to acceptance
+    plain: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.ledger = Ledger(self.settings.ledger_limit)
@@ -37,12 +39,18 @@ class SandboxState:
         self.key_bytes = behaviour.service_key.get_secret_value().encode()
         if old is None or (old.tps, old.burst) != (behaviour.tps, behaviour.burst):
             self._new_bucket()
+        self._refresh_plain()
 
     def _new_bucket(self) -> None:
         b = self.behaviour
         self.bucket = (
             TokenBucket(b.tps, b.effective_burst(), time.monotonic()) if b.tps > 0 else None
         )
+        self._refresh_plain()
+
+    def _refresh_plain(self) -> None:
+        b = self.behaviour
+        self.plain = self.bucket is None and not self.has_faults and b.seed is None
 
     def configure(self, changes: dict[str, Any]) -> Behaviour:
         self.apply(self.behaviour.updated(changes))

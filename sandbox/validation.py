@@ -37,6 +37,7 @@ RECEIPTS = frozenset(
     }
 )
 _TTS_REQUIRED = ("ttsProcessor", "language", "voice", "region", "text")
+_new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (5x faster)
 
 
 class Destination(NamedTuple):
@@ -120,7 +121,7 @@ def _destinations(
         for msisdn in msisdns:
             if msisdn.__class__ is not str or not _e164(msisdn):
                 raise ApiError("7102", "Invalid destination")
-            out.append(Destination(msisdn, cid))
+            out.append(_new_tuple(Destination, (msisdn, cid)))
     if len(out) > max_destinations or (tps > 0 and len(out) > tps):
         raise ApiError("7009", "Maximum destinations exceeded")
     return tuple(out)
@@ -174,20 +175,36 @@ def _content(content: Any) -> str:
     if kind == "media":
         _required_str(content, "mediaId", "content.mediaId")
         return kind
-    for name in _TTS_REQUIRED:
-        value = content.get(name)
-        if value.__class__ is not str or value == "":
-            _required_str(content, name, f"content.{name}")
-    if content["ttsProcessor"].lower() != "azure":
+    get = content.get
+    processor: Any = get("ttsProcessor")
+    text: Any = get("text")
+    language, voice, region = get("language"), get("voice"), get("region")
+    if not (
+        processor.__class__ is str
+        and language.__class__ is str
+        and voice.__class__ is str
+        and region.__class__ is str
+        and text.__class__ is str
+        and processor
+        and language
+        and voice
+        and region
+        and text
+    ):  # something missing or of the wrong type: find the first, in the contract's order
+        for name in _TTS_REQUIRED:
+            value = get(name)
+            if value.__class__ is not str or value == "":
+                _required_str(content, name, f"content.{name}")
+    if processor.lower() != "azure":
         raise invalid("content.ttsProcessor")
-    if len(content["text"]) > TEXT_LIMIT:
+    if len(text) > TEXT_LIMIT:
         raise ApiError("7107", "Length exceeded - text")
-    voice_type = content.get("voiceType")
+    voice_type = get("voiceType")
     if voice_type is not None and (
         not isinstance(voice_type, str) or voice_type.lower() not in ("standard", "neural")
     ):
         raise invalid("content.voiceType")
-    gender = content.get("gender")
+    gender = get("gender")
     if gender is not None and not isinstance(gender, str):
         raise invalid("content.gender")
     return kind
@@ -211,48 +228,76 @@ def _notify_url(body: dict[str, Any]) -> str | None:
 
 def validate(body: dict[str, Any], *, max_destinations: int, tps: float, now: float) -> CallRequest:
     """Check a decoded body against the Make Call rules; raise :class:`ApiError` on the first
-    broken one. ``now`` is the epoch time in seconds (for sendAt)."""
-    channel = body.get("channel")
+    broken one. ``now`` is the epoch time in seconds (for sendAt).
+
+    Written for the request path: one ``body.get`` per field, the usual shapes tested inline
+    (exact classes, as decoded by orjson) and the helpers only called for the unusual ones."""
+    get = body.get
+    channel = get("channel")
     if channel != "voice":
         if channel is None or channel == "":
             raise missing("channel")
         if not isinstance(channel, str) or channel.lower() != "voice":
             raise invalid("channel")
-    sender = body.get("from")
+    sender = get("from")
     if sender.__class__ is not str or not _e164(sender):
         if sender is None or sender == "":
             raise missing("from")
         raise ApiError("7101", "Invalid sender")
-    default_cid = _optional_str(body, "correlationId", "correlationid")
-    destinations = _destinations(
-        body.get("to"), default_cid, max_destinations=max_destinations, tps=tps
-    )
-    priority = body.get("priority")
+    default_cid = get("correlationId")  # as _optional_str(body, "correlationId", "correlationid")
+    if default_cid is None:
+        default_cid = get("correlationid")
+        if default_cid is not None and default_cid.__class__ is not str:
+            raise invalid("correlationid")
+    elif default_cid.__class__ is not str:
+        raise invalid("correlationId")
+    to = get("to")
+    if (
+        to.__class__ is list
+        and len(to) == 1
+        and (entry := to[0]).__class__ is dict
+        and (msisdns := entry.get("msisdn")).__class__ is list
+        and len(msisdns) == 1
+        and (msisdn := msisdns[0]).__class__ is str
+        and _e164(msisdn)
+        and max_destinations >= 1
+        and not 0 < tps < 1
+    ):  # one valid destination, within the limits: the common case, checked as below
+        cid = entry.get("correlationId")
+        if cid.__class__ is not str:
+            cid = _optional_str(entry, "correlationId", "correlationid")
+        destinations: tuple[Destination, ...] = (
+            _new_tuple(Destination, (msisdn, default_cid if cid is None else cid)),
+        )
+    else:
+        destinations = _destinations(to, default_cid, max_destinations=max_destinations, tps=tps)
+    priority = get("priority")
     if priority is not None and (
         isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 3
     ):
         raise invalid("priority")
-    callback_data = body.get("callbackData")
+    callback_data = get("callbackData")
     if callback_data is not None:
         if not isinstance(callback_data, str):
             raise invalid("callbackData")
         if len(callback_data) > CALLBACK_DATA_LIMIT:
             raise ApiError("7107", "Length exceeded - callbackData")
     notify_url = _notify_url(body) if "notifyUrl" in body or "notifyurl" in body else None
-    if body.get("notifyUrlAuthId") is not None:
+    if get("notifyUrlAuthId") is not None:
         _optional_str(body, "notifyUrlAuthId")
-    receipts = body.get("requestedReceipts")
+    receipts = get("requestedReceipts")
     if receipts is not None:
         receipts = _receipts(receipts)
-    send_at = body.get("sendAt")
+    send_at = get("sendAt")
     if send_at is not None:
         _check_send_at(send_at, now)
-    policy = body.get("contactPolicy")
+    policy = get("contactPolicy")
     if policy is not None and not isinstance(policy, dict):
         raise invalid("contactPolicy")
-    content_type = _content(body.get("content"))
-    return CallRequest(
-        sender, destinations, callback_data, notify_url, receipts, content_type, body
+    content_type = _content(get("content"))
+    return _new_tuple(
+        CallRequest,
+        (sender, destinations, callback_data, notify_url, receipts, content_type, body),
     )
 
 
