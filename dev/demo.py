@@ -41,7 +41,7 @@ HEALTH_PORTS = {"sandbox": 9010, "gateway": 9011, "normalizer": 9012, "dispatche
 SERVICE_KEY = "demo-service-key"
 WEBHOOK_SECRET = "demo-webhook-secret"  # noqa: S105  (a local demo value, not a credential)
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def service_env(bootstrap: str) -> dict[str, str]:
@@ -204,6 +204,8 @@ def main() -> int:
         ended: set[str] = set()
         seen: set[str] = set()
         stop_at = time.monotonic() + args.seconds
+        last_event = time.monotonic()
+        dispatched: set[str] = set()
         while time.monotonic() < stop_at:
             for msg in consumer.consume(num_messages=200, timeout=0.5):
                 if msg.error():
@@ -213,6 +215,9 @@ def main() -> int:
                 if run not in cid:
                     continue
                 seen.add(cid)
+                last_event = time.monotonic()
+                if event["source"] == "DISPATCHER":
+                    dispatched.add(cid)
                 by_type[event["event_type"]] += 1
                 if event["terminal"] or event["event_type"] == "DISPATCH_FAILED":
                     ended.add(cid)
@@ -224,7 +229,10 @@ def main() -> int:
                     markup=False,
                     highlight=False,
                 )
-            if ended >= expected:
+            # done when every call ended, or every call was dispatched and events stopped coming
+            # (a call that asked only for non-final receipts never gets a terminal event)
+            idle = time.monotonic() - last_event > 8
+            if ended >= expected or (dispatched >= expected and idle):
                 break
         table = Table(title=f"demo run {run}: events by type")
         table.add_column("event type")
