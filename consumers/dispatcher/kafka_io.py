@@ -15,6 +15,7 @@ the loop says is done; lost asks the loop to drop them, committing nothing.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import functools
@@ -34,19 +35,26 @@ from callstream.log import get_logger
 log = get_logger(__name__)
 
 TopicPartitionKey = tuple[str, int]
+_Pending = tuple[str, bytes, "bytes | None", "int | None", "Headers | None", "asyncio.Future[None]"]
 Offsets = list[tuple[str, int, int]]
 
 
 class AsyncProducer:
     """Delivery reports are served on the event loop itself (``poll(0)`` every millisecond while
     deliveries are outstanding), so a report resolves its future without crossing threads; a
-    ``flush`` in a worker thread hands its reports over with ``call_soon_threadsafe``."""
+    ``flush`` in a worker thread hands its reports over with ``call_soon_threadsafe``.
+
+    ``produce()`` calls of one loop iteration are handed to librdkafka together at the end of
+    the iteration: a lone ``produce`` wakes the librdkafka broker thread (measured about 35 us per
+    call in the dispatcher, against under 3 us per call in a burst)."""
 
     def __init__(self, config: KafkaConfig, loop: asyncio.AbstractEventLoop) -> None:
         self._producer = Producer(config)
         self._loop = loop
         self._loop_thread = threading.get_ident()
         self._outstanding = 0
+        self._pending: collections.deque[_Pending] = collections.deque()
+        self._issue_scheduled = False
         self._wakeup = asyncio.Event()
         self._poller = loop.create_task(self._poll())
 
@@ -83,27 +91,53 @@ class AsyncProducer:
         partition: int | None = None,
         headers: Headers | None = None,
     ) -> None:
-        """Return once the broker acknowledged the record (acks=all)."""
+        """Return once the broker acknowledged the record (acks=all).
+
+        The record is handed to librdkafka at the end of this loop iteration, with the others
+        produced in it, and is produced even if the caller is cancelled meanwhile."""
         future: asyncio.Future[None] = self._loop.create_future()
-        kwargs: dict[str, Any] = {"on_delivery": functools.partial(self._on_delivery, future)}
-        if partition is not None:
-            kwargs["partition"] = partition
-        if headers:
-            kwargs["headers"] = headers
-        while True:
-            try:
-                self._producer.produce(topic, value, key, **kwargs)
-                break
-            except BufferError:  # the local queue is full: let deliveries drain
-                self._producer.poll(0)
-                await asyncio.sleep(0.01)
-        self._outstanding += 1
-        self._wakeup.set()
+        self._pending.append((topic, value, key, partition, headers, future))
+        if not self._issue_scheduled:
+            self._issue_scheduled = True
+            self._loop.call_soon(self._issue)
         await future
+
+    def _issue(self) -> None:
+        """Hand the pending records to librdkafka, in order."""
+        self._issue_scheduled = False
+        pending, producer = self._pending, self._producer
+        issued = 0
+        while pending:
+            topic, value, key, partition, headers, future = pending[0]
+            kwargs: dict[str, Any] = {"on_delivery": functools.partial(self._on_delivery, future)}
+            if partition is not None:
+                kwargs["partition"] = partition
+            if headers:
+                kwargs["headers"] = headers
+            try:
+                producer.produce(topic, value, key, **kwargs)
+            except BufferError:  # the local queue is full: let deliveries drain, then go on
+                producer.poll(0)
+                if not self._issue_scheduled:
+                    self._issue_scheduled = True
+                    self._loop.call_later(0.01, self._issue)
+                break
+            except Exception as exc:  # refused by the client (size, topic...): the caller's error
+                pending.popleft()
+                if not future.done():
+                    future.set_exception(exc)
+                continue
+            pending.popleft()
+            issued += 1
+        if issued:
+            self._outstanding += issued
+            self._wakeup.set()
 
     async def flush(self, seconds: float) -> int:
         """Wait for outstanding deliveries; returns how many are still undelivered."""
+        self._issue()
         remaining = await asyncio.to_thread(self._producer.flush, seconds)
+        remaining += len(self._pending)  # still refused by a full queue
         await asyncio.sleep(0)  # let the handed-over reports resolve
         return int(remaining)
 
@@ -118,7 +152,8 @@ class AsyncProducer:
 class ConsumerHandler(Protocol):
     """The event-loop side the consumer thread talks to."""
 
-    def on_messages(self, messages: list[Message]) -> None: ...
+    def on_messages(self, messages: list[Message]) -> bool:
+        """Take a batch; False holds the next fetch back until :meth:`ConsumerThread.release`."""
 
     def load_state(self, partitions: list[TopicPartitionKey]) -> None:
         """Blocking, in the consumer thread: rebuild dedupe state before records flow."""
@@ -176,8 +211,13 @@ class ConsumerThread:
         self._commands.put(functools.partial(self._commit, offsets, sync, result))
         return result
 
+    def release(self) -> None:
+        """The loop has room again: fetch the next batch (see :meth:`_hand_over`)."""
+        self._handed.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._handed.set()
 
     # -- the thread -------------------------------------------------------------------------
     def _call_loop(self, coro: Coroutine[Any, Any, Any]) -> Any:
@@ -278,9 +318,10 @@ class ConsumerThread:
                 on_lost=self._on_lost,
             )
             while not self._stop.is_set():
-                # one batch at a time: the loop pauses full partitions before the next fetch,
-                # which bounds the records held in memory whatever the backlog
-                if not self._handed.wait(0.1):
+                # one batch at a time, and none while the loop is full (it releases the fetch,
+                # or pauses the partitions that stay full): bounded memory whatever the backlog
+                if not self._handed.wait(0.05):
+                    self._run_commands(consumer)  # commits, pauses go on while held back
                     continue
                 self._run_commands(consumer)
                 messages = consumer.consume(num_messages=self._batch, timeout=0.05)
@@ -300,10 +341,17 @@ class ConsumerThread:
             self._loop.call_soon_threadsafe(self._set_done)
 
     def _hand_over(self, messages: list[Message]) -> None:
+        """Backpressure without ``pause()``: pausing a partition purges what librdkafka has
+        prefetched for it and resuming fetches it again (measured: each request record fetched
+        about 3.8 times with pause at 1000 / resume at 500). So while the loop is full it just
+        does not ask for the next batch (commands still run, the heartbeat is librdkafka's own
+        thread); the loop releases it, or pauses the full partitions if they stay full."""
+        room = True
         try:
-            self._handler.on_messages(messages)
+            room = self._handler.on_messages(messages)
         finally:
-            self._handed.set()
+            if room is not False:
+                self._handed.set()
 
     def _set_done(self) -> None:
         if not self.done.done():

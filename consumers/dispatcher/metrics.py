@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -49,3 +51,26 @@ class DispatchMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+
+        # labelled children cached: ``labels()`` costs a lock and a tuple per call
+        self._outcome_children: dict[str, Any] = {}
+        self._http_children: dict[int | str, Any] = {}
+        self._consumed_children: dict[str, Any] = {}
+
+    def outcome(self, outcome: str) -> Any:
+        child = self._outcome_children.get(outcome)
+        if child is None:
+            child = self._outcome_children[outcome] = self.outcomes.labels(outcome)
+        return child
+
+    def http_status(self, status: int | str) -> Any:
+        child = self._http_children.get(status)
+        if child is None:
+            child = self._http_children[status] = self.http.labels(str(status))
+        return child
+
+    def consumed_from(self, topic: str) -> Any:
+        child = self._consumed_children.get(topic)
+        if child is None:
+            child = self._consumed_children[topic] = self.consumed.labels(topic)
+        return child

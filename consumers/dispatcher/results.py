@@ -10,6 +10,7 @@ the same id and consumers can drop the copy.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,7 +71,7 @@ class RetryState:
 
 
 def now_ms() -> int:
-    return int(datetime.now(UTC).timestamp() * 1000)
+    return time.time_ns() // 1_000_000
 
 
 def event_id(correlation_id: str, outcome: str, source: Source) -> str:
@@ -140,6 +141,8 @@ def event_key(result: DispatchResult) -> bytes:
 
 def retry_state(headers: Any, topic: str, partition: int, offset: int) -> RetryState:
     """What a record's headers say about earlier attempts (defaults for a fresh request)."""
+    if not headers:
+        return RetryState(attempts=0, failures=0, first_seen_ms=now_ms(), due_ms=0, source=None)
     original_topic = header_str(headers, ORIGINAL_TOPIC)
     original_partition = header_int(headers, ORIGINAL_PARTITION)
     original_offset = header_int(headers, ORIGINAL_OFFSET)

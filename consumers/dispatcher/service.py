@@ -45,6 +45,10 @@ from consumers.dispatcher.work import PartitionState, Work
 
 log = get_logger(__name__)
 PRODUCER_TUNING: dict[str, Any] = {"linger.ms": 1}
+# a full partition holds the next fetch back this long before it is paused (pausing purges the
+# client's prefetched records, which are then fetched again: fine when the platform is stuck,
+# wasteful as the steady-state backpressure of a busy dispatcher)
+HOLD_BACK_S = 5.0
 
 
 def partition_counts(settings: DispatchSettings, topics: list[str]) -> dict[str, int]:
@@ -89,6 +93,8 @@ class DispatchService:
         self._producer: AsyncProducer | None = None
         self._consumer: ConsumerThread | None = None
         self._processor: RecordProcessor | None = None
+        self._full: set[TopicPartitionKey] = set()  # at the buffer bound, fetch held back
+        self._hold_timer: asyncio.TimerHandle | None = None
 
     # -- readiness, pause -----------------------------------------------------------------------
     def readiness(self) -> tuple[bool, str]:
@@ -126,9 +132,11 @@ class DispatchService:
         self.metrics.rate_limit.set(self.limiter.rate or 0)
 
     # -- ConsumerHandler (called by the consumer thread) ----------------------------------------
-    def on_messages(self, messages: list[Message]) -> None:
+    def on_messages(self, messages: list[Message]) -> bool:
+        """Start the batch's records; False while a partition is full (the consumer thread then
+        waits for :meth:`_release_fetch` before its next fetch)."""
         if self._closing or self._processor is None:
-            return
+            return True
         touched: set[TopicPartitionKey] = set()
         for msg in messages:
             err = msg.error()
@@ -146,16 +154,36 @@ class DispatchService:
             w = Work.from_message(msg)
             ps.works.add(w)
             w.task = asyncio.create_task(self._run(w, ps, key))
-            self.metrics.consumed.labels(key[0]).inc()
+            self.metrics.consumed_from(key[0]).inc()
             touched.add(key)
-        full = set()
         for key in touched:
             ps = self.parts[key]
             if not ps.buffer_paused and len(ps.works) >= self.s.dispatch_partition_buffer:
-                ps.buffer_paused = True
-                full.add(key)
+                self._full.add(key)
+        if not self._full:
+            return True
+        if self._hold_timer is None:
+            self._hold_timer = asyncio.get_running_loop().call_later(HOLD_BACK_S, self._pause_full)
+        return False
+
+    def _pause_full(self) -> None:
+        """Partitions still full after HOLD_BACK_S (records waiting on retries, a stuck
+        platform): pause them, as long as needed, and let the others be fetched."""
+        self._hold_timer = None
+        full = {k for k in self._full if k in self.parts}
+        for key in full:
+            self.parts[key].buffer_paused = True
         if full and self._consumer is not None:
             self._consumer.pause(full)
+        self._release_fetch()
+
+    def _release_fetch(self) -> None:
+        self._full.clear()
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+        if self._consumer is not None:
+            self._consumer.release()
 
     def load_state(self, partitions: list[TopicPartitionKey]) -> None:
         config = consumer_config(
@@ -203,6 +231,10 @@ class DispatchService:
     def _forget(self, partitions: list[TopicPartitionKey]) -> None:
         for key in partitions:
             self.parts.pop(key, None)
+            if key in self._full:
+                self._full.discard(key)
+                if not self._full:
+                    self._release_fetch()
         still = {p for _, p in self.parts}
         for p in list(self.dedupe):
             if p not in still:
@@ -226,6 +258,11 @@ class DispatchService:
         finally:
             ps.works.discard(w)
             self.pause.released(w)
+            full = self._full
+            if full and key in full and len(ps.works) <= self.s.dispatch_partition_buffer // 2:
+                full.discard(key)
+                if not full:
+                    self._release_fetch()
             if ps.buffer_paused and len(ps.works) <= self.s.dispatch_partition_buffer // 2:
                 ps.buffer_paused = False
                 if self._consumer is not None and not self.pause.paused and not self._closing:
@@ -347,6 +384,7 @@ class DispatchService:
     async def _shutdown(self, committer: asyncio.Task[None] | None, runner: Any) -> None:
         started = time.monotonic()
         self._closing = True
+        self._release_fetch()
         if self._consumer is not None:
             self._consumer.pause(set(self.parts))
         works = [w for ps in self.parts.values() for w in ps.works]
