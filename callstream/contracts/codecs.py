@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import fastavro
 import orjson
 
+from callstream.contracts.compiled import FALLBACK_ERRORS, compile_writer
 from callstream.contracts.json_form import from_json, to_json
 from callstream.contracts.schemas import Schema, SchemaStore, default_store
 from callstream.exceptions import DecodeError, FieldError, ValidationError
@@ -89,16 +90,38 @@ class Codec:
         self.schema: Schema = self.store.get(schema_name)
         self.resolver = resolver
         self._prefix = SINGLE_OBJECT_MARKER + self.schema.fingerprint
+        self._compiled = compile_writer(self.schema.parsed)
 
     # -- encoding ---------------------------------------------------------------------------
-    def _body(self, record: Any) -> bytes:
+    def _fastavro_body(self, record: Any) -> bytes:
         buffer = io.BytesIO()
         fastavro.schemaless_writer(buffer, self.schema.parsed, record)
         return buffer.getvalue()
 
+    def _body(self, record: Any) -> bytes:
+        if self._compiled is not None:
+            out: list[bytes] = []
+            try:
+                self._compiled(record, out)
+            except FALLBACK_ERRORS:
+                return self._fastavro_body(record)  # fastavro decides: same bytes, or its error
+            return b"".join(out)
+        return self._fastavro_body(record)
+
     def encode(self, record: Any) -> bytes:
         """Avro single-object encoding."""
-        return self._prefix + self._body(record)
+        if self._compiled is not None:
+            out = [self._prefix]
+            try:
+                self._compiled(record, out)
+            except FALLBACK_ERRORS:
+                return self._prefix + self._fastavro_body(record)
+            return b"".join(out)
+        return self._prefix + self._fastavro_body(record)
+
+    def encode_fastavro(self, record: Any) -> bytes:
+        """The same bytes as :meth:`encode`, always through fastavro (the reference)."""
+        return self._prefix + self._fastavro_body(record)
 
     def encode_confluent(self, record: Any, schema_id: int) -> bytes:
         if not 0 <= schema_id < 2**31:

@@ -20,7 +20,6 @@ from callstream.exceptions import ContractError, ValidationError
 from callstream.headers import dlq_headers
 from callstream.log import get_logger
 from callstream.masking import mask_msisdn
-from consumers.dispatcher.avro_fast import compile_encoder
 from consumers.dispatcher.backoff import backoff_delay
 from consumers.dispatcher.dedupe import PartitionDedupe
 from consumers.dispatcher.exceptions import (
@@ -74,8 +73,8 @@ class RecordProcessor:
         self.result_codec = dispatch_result_codec()
         self.event_codec = call_event_codec()
         # compiled encoders (fastavro's bytes, a fifth of its CPU): two records per request
-        self._encode_result = compile_encoder(self.result_codec)
-        self._encode_event = compile_encoder(self.event_codec)
+        self._encode_result = self.result_codec.encode
+        self._encode_event = self.event_codec.encode
 
     # -- entry --------------------------------------------------------------------------------
     def already_answered(self, w: Work, dd: PartitionDedupe) -> bool:

@@ -17,7 +17,6 @@ from typing import NamedTuple
 from callstream.contracts import call_event_codec
 from callstream.contracts.codecs import Codec
 from callstream.contracts.records import CallEvent
-from consumers.normalizer.avro_writer import CallEventWriter
 from consumers.normalizer.callback_parser import parse_callback
 from consumers.normalizer.event_id import event_id
 from consumers.normalizer.exceptions import InvalidCallbackError
@@ -74,11 +73,7 @@ class Transformer:
     def __init__(self, naive_zone: tzinfo = UTC, codec: Codec | None = None) -> None:
         self.naive_zone = naive_zone
         self.codec = codec or call_event_codec()
-        self._encode: Callable[[CallEvent], bytes]
-        try:
-            self._encode = CallEventWriter(self.codec.schema).encode
-        except ValueError:  # the schema evolved past the fast writer: use the generic codec
-            self._encode = self.codec.encode
+        self._encode: Callable[[CallEvent], bytes] = self.codec.encode
         self.timestamp_fallbacks = 0  # callbacks whose timeStamp was missing or unreadable
         self.bad_destinations = 0  # destinations that were not E.164 numbers
 

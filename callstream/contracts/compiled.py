@@ -1,12 +1,14 @@
-"""Avro single-object encoding of the dispatcher's two output records, compiled once per schema.
+"""Avro binary encoding compiled once per schema: the hot path of every service that writes.
 
-``fastavro.schemaless_writer`` costs about 20 us per DispatchResult or CallEvent (it walks the
-schema for every record); two of them per request were the largest single item of the
-dispatcher's CPU per record. :func:`compile_encoder` turns a parsed schema into nested closures
-once, so encoding is a straight walk over the record (about 4 us). It covers the types our
-output schemas use (records, string, int, long, boolean, enum, map, ``timestamp-millis``, unions
-with ``null``); anything else, or a record that does not fit (a wrong type), falls back to
-fastavro, so the bytes are always exactly fastavro's (the unit tests compare them).
+Why not only fastavro: ``fastavro.schemaless_writer`` walks the schema for every record (about
+10 us for a CallEvent or DispatchResult); the dispatcher writes two records per call and the
+normalizer one per callback, so it was the largest single item of their CPU per record.
+:func:`compile_writer` turns a parsed schema into nested closures once, so encoding is a straight
+walk over the record (about 4-6 us). It covers the types our schemas use (records, string, int,
+long, boolean, enum, map, ``timestamp-millis``, unions with ``null``);
+:class:`~callstream.contracts.codecs.Codec` falls back to fastavro for anything else and for a
+record that does not fit (a wrong type), so the bytes are always exactly fastavro's (the unit
+tests compare them, including with hypothesis).
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-
-from callstream.contracts.codecs import SINGLE_OBJECT_MARKER, Codec
 
 Writer = Callable[[Any, list[bytes]], None]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -177,20 +177,14 @@ def _record(schema: dict[str, Any]) -> Writer:
 _MISSING = object()
 
 
-def compile_encoder(codec: Codec) -> Callable[[Any], bytes]:
-    """``codec.encode`` (single-object encoding), compiled; falls back to it on any surprise."""
+FALLBACK_ERRORS = (TypeError, KeyError, ValueError, AttributeError, OverflowError)
+
+
+def compile_writer(schema: Any) -> Writer | None:
+    """A writer appending the Avro body of a record to a list of byte strings, or None when the
+    schema uses a construct the compiler does not handle. Raises one of :data:`FALLBACK_ERRORS`
+    on a record that does not fit: the caller then lets fastavro decide."""
     try:
-        writer = _compile(codec.schema.parsed)
+        return _compile(schema)
     except UnsupportedSchemaError:
-        return codec.encode
-    head = SINGLE_OBJECT_MARKER + codec.schema.fingerprint
-
-    def encode(record: Any) -> bytes:
-        out = [head]
-        try:
-            writer(record, out)
-        except (TypeError, KeyError, ValueError, AttributeError, OverflowError):
-            return codec.encode(record)
-        return b"".join(out)
-
-    return encode
+        return None
