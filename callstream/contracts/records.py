@@ -4,7 +4,7 @@ object construction on the hot paths). Timestamps are timezone-aware UTC datetim
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, NotRequired, TypedDict
+from typing import Literal, NotRequired, TypedDict, get_args
 
 Priority = Literal["LOW", "MEDIUM", "HIGH"]
 VoiceType = Literal["STANDARD", "NEURAL"]
@@ -20,18 +20,7 @@ Receipt = Literal[
     "TROMBONE_RELEASED",
     "MESSAGE_EXPIRED",
 ]
-RECEIPTS: tuple[Receipt, ...] = (
-    "OFFERED",
-    "ACCEPTED",
-    "ANSWERED",
-    "DROPPED",
-    "REJECTED",
-    "RELEASED",
-    "DISCONNECTED",
-    "TROMBONE_CONNECTED",
-    "TROMBONE_RELEASED",
-    "MESSAGE_EXPIRED",
-)
+RECEIPTS: tuple[Receipt, ...] = get_args(Receipt)
 DispatchOutcome = Literal["QUEUED", "REJECTED", "INVALID", "EXPIRED", "DUPLICATE", "FAILED"]
 EventType = Literal[
     "DISPATCHED",

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from callstream.contracts.records import EventType
 
-EVENT_TYPES: tuple[EventType, ...] = (
-    "OFFERED",
-    "ACCEPTED",
-    "ANSWERED",
-    "DROPPED",
-    "REJECTED",
-    "RELEASED",
-    "DISCONNECTED",
-    "TROMBONE_CONNECTED",
-    "TROMBONE_RELEASED",
-    "EXPIRED",
-    "FAILED",
-    "UNKNOWN",
+# the types the normalizer emits: every platform event type (not the dispatcher's two)
+EVENT_TYPES: tuple[EventType, ...] = tuple(
+    t for t in get_args(EventType) if t not in ("DISPATCHED", "DISPATCH_FAILED")
 )
 _COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
