@@ -28,6 +28,8 @@ RUNS: list[tuple[str, list[str]]] = [
             "100000",
             "--records",
             "10000",
+            "--naive-records",
+            "300",
         ],
     ),
 ]
