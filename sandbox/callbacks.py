@@ -16,6 +16,7 @@ import hmac
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -39,6 +40,18 @@ RETRY_STATUSES = frozenset({401, 403, 429})
 def should_retry(status: int | None) -> bool:
     """``None`` stands for no answer (connection error or timeout)."""
     return status is None or status in RETRY_STATUSES or status >= 500
+
+
+def host_allowed(url: str, allowed: str) -> bool:
+    """Whether the callback may go to ``url``'s host (``allowed``: comma-separated, ``*`` = any)."""
+    names = {h.strip().lower() for h in allowed.split(",") if h.strip()}
+    if "*" in names:
+        return True
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    return host is not None and host.lower() in names
 
 
 def sign(raw: bytes, secret: str, prefix: str = "") -> str:
@@ -180,6 +193,16 @@ class CallbackSender:
         signature: str | None,
         b: Behaviour,
     ) -> None:
+        if not host_allowed(url, b.callback_hosts):
+            entry["attempts"].append(
+                {
+                    "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "status": None,
+                    "error": "host not in callback_hosts: not sent",
+                }
+            )
+            self._ledger.settle_callback(entry, "blocked")
+            return
         headers = {"Content-Type": "application/json"}
         if signature is not None:
             headers["x-hub-signature"] = signature

@@ -81,6 +81,11 @@ class Behaviour(BaseModel):
     )
     webhook_auth_header: str = Field("", description="Extra header sent with callbacks (name).")
     webhook_auth_value: SecretStr = Field(SecretStr(""), description="Its value.")
+    callback_hosts: str = Field(
+        "127.0.0.1,localhost,::1",
+        description="Hosts callbacks may be sent to, comma-separated; '*' = any. Loopback by "
+        "default, so a notifyUrl naming another host is never called by accident.",
+    )
     # irregularities (contract section 4), each on by default
     irregular_timestamps: bool = Field(True, description="Timestamps with Z, offset or no zone.")
     irregular_destination: bool = Field(True, description="Destinations with and without '+'.")

@@ -333,3 +333,21 @@ def test_same_seed_same_outcomes(
     second = outcomes(sandbox_factory(seed=42), list(reversed(bodies)))
     assert first == second
     assert len({tuple(v) for v in first.values()}) > 1, "the mix gives different outcomes"
+
+
+def test_callbacks_to_hosts_outside_the_allow_list_are_never_sent(
+    sandbox_factory: Factory, callback_receiver: ReceiverHandle, make_call_body: Body
+) -> None:
+    """Loopback only by default: a notifyUrl naming another host is recorded, not called. The
+    host is under .invalid (RFC 2606), so even a broken check could not reach anything."""
+    sandbox = sandbox_factory(**only("answered"))
+    answer = sandbox.make_call(make_call_body(notifyUrl="http://callbacks.invalid/cb"))
+    assert answer.status == 201
+    callbacks = settle(sandbox, expected=1)
+    assert {c["state"] for c in callbacks} == {"blocked"}
+    assert all(len(c["attempts"]) == 1 for c in callbacks)
+    assert all(c["attempts"][0]["status"] is None for c in callbacks)
+    assert sandbox.client.summary()["callbacks_by_state"]["blocked"] == len(callbacks)
+    # the same sandbox still calls a loopback receiver
+    place(sandbox, callback_receiver, make_call_body)
+    assert callback_receiver.wait_for(1)

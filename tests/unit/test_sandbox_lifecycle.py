@@ -115,3 +115,17 @@ def test_same_seed_same_destination_same_call() -> None:
     assert message_id(message_rng(7, "cid", "+1415", 2)) != message_id(
         message_rng(7, "cid", "+1415", 1)
     )
+
+
+def test_callback_host_allow_list() -> None:
+    from sandbox.callbacks import host_allowed
+
+    loopback = "127.0.0.1,localhost,::1"
+    assert host_allowed("http://127.0.0.1:8080/callbacks", loopback)
+    assert host_allowed("http://LOCALHOST/cb", loopback)
+    assert host_allowed("http://[::1]:9/cb", loopback)
+    assert not host_allowed("https://hooks.example.com/cb", loopback)
+    assert not host_allowed("http://127.0.0.1.example.com/cb", loopback)
+    assert not host_allowed("not a url", loopback)
+    assert host_allowed("https://hooks.example.com/cb", "*")
+    assert not host_allowed("http://127.0.0.1/cb", "")
