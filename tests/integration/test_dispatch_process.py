@@ -134,6 +134,28 @@ def _check(out: Outputs, topics: Topics) -> None:
     assert not out.dlq
 
 
+def _drain_then_check(
+    last: subprocess.Popen[bytes],
+    bootstrap: str,
+    group_id: str,
+    topics: Topics,
+    platform: Platform,
+) -> set[str]:
+    """Let ``last`` commit every record, stop it, check the outputs and that nothing was lost;
+    the correlation ids placed more than once."""
+    _wait(
+        lambda: group_finished(bootstrap, group_id, [topics.requests, topics.retry]),
+        180,
+        "every record committed",
+    )
+    last.send_signal(signal.SIGTERM)
+    assert last.wait(60) == 0
+    _check(read_outputs(bootstrap, topics), topics)
+    accepted = platform.client.accepted_correlation_ids()
+    assert len(accepted) == N, "no request lost"
+    return {cid for cid, count in accepted.items() if count > 1}
+
+
 def test_kill_9_then_restart(
     kafka_bootstrap: str,
     dispatch_topics: Topics,
@@ -152,20 +174,7 @@ def test_kill_9_then_restart(
     }
     assert written_before, "results were written before the crash"
     second = dispatchers.start()
-    _wait(
-        lambda: group_finished(
-            kafka_bootstrap, group_id, [dispatch_topics.requests, dispatch_topics.retry]
-        ),
-        180,
-        "every record committed",
-    )
-    second.send_signal(signal.SIGTERM)
-    assert second.wait(60) == 0
-    out = read_outputs(kafka_bootstrap, dispatch_topics)
-    _check(out, dispatch_topics)
-    accepted = platform.client.accepted_correlation_ids()
-    assert len(accepted) == N, "no request lost"
-    twice = {cid for cid, count in accepted.items() if count > 1}
+    twice = _drain_then_check(second, kafka_bootstrap, group_id, dispatch_topics, platform)
     print(f"kill -9: {len(written_before)} results before the crash; placed twice: {len(twice)}")
     assert len(twice) <= MAX_IN_FLIGHT, twice
     assert not twice & written_before, "a call whose result was written was placed again"
@@ -187,20 +196,7 @@ def test_two_processes_with_rebalances(
     _wait(lambda: _accepted(platform) >= N // 2, 120, "half of the calls placed")
     first.send_signal(signal.SIGTERM)  # leaves: rebalance, the second takes everything
     assert first.wait(60) == 0
-    _wait(
-        lambda: group_finished(
-            kafka_bootstrap, group_id, [dispatch_topics.requests, dispatch_topics.retry]
-        ),
-        180,
-        "every record committed",
-    )
-    second.send_signal(signal.SIGTERM)
-    assert second.wait(60) == 0
-    out = read_outputs(kafka_bootstrap, dispatch_topics)
-    _check(out, dispatch_topics)
-    accepted = platform.client.accepted_correlation_ids()
-    assert len(accepted) == N, "no request lost"
-    twice = {cid for cid, count in accepted.items() if count > 1}
+    twice = _drain_then_check(second, kafka_bootstrap, group_id, dispatch_topics, platform)
     print(f"rebalances: placed twice: {len(twice)}")
     assert len(twice) <= MAX_IN_FLIGHT, twice
     _check_logs(dispatchers.logs, platform)

@@ -12,30 +12,15 @@ from hypothesis import strategies as st
 
 from sandbox.exceptions import ApiError
 from sandbox.validation import parse_request
+from tests.sandbox_fixtures import call_body
 
 DOCUMENTED = {"7000", "7003", "7004", "7005", "7009", "7022", "7101", "7102", "7107", "7126"}
 
 
 def body(**fields: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "channel": "voice",
-        "from": "+14155550100",
-        "to": [{"msisdn": ["+14155550123"], "correlationId": "c-1"}],
-        "content": {
-            "type": "TtS",
-            "ttsProcessor": "Azure",
-            "language": "en-US",
-            "voice": "GuyNeural",
-            "region": "Canada",
-            "text": "Time for lunch",
-        },
-    }
-    for name, value in fields.items():
-        if value is None:
-            out.pop(name, None)
-        else:
-            out[name] = value
-    return out
+    """The fixtures' valid request, with a fixed correlation id and no callbackData."""
+    one = [{"msisdn": ["+14155550123"], "correlationId": "c-1"}]
+    return call_body(**{"to": one, "callbackData": None, **fields})
 
 
 def parse(data: Any, *, raw: bytes | None = None, tps: float = 0, max_bytes: int = 1 << 20) -> Any:
