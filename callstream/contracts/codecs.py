@@ -110,14 +110,7 @@ class Codec:
 
     def encode(self, record: Any) -> bytes:
         """Avro single-object encoding."""
-        if self._compiled is not None:
-            out = [self._prefix]
-            try:
-                self._compiled(record, out)
-            except FALLBACK_ERRORS:
-                return self._prefix + self._fastavro_body(record)
-            return b"".join(out)
-        return self._prefix + self._fastavro_body(record)
+        return self._prefix + self._body(record)
 
     def encode_fastavro(self, record: Any) -> bytes:
         """The same bytes as :meth:`encode`, always through fastavro (the reference)."""
