@@ -32,8 +32,7 @@ class DispatchInfo(NamedTuple):
     attributes: dict[str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class Emit:
+class Emit(NamedTuple):  # one per record: cheaper to build than a frozen dataclass
     event: CallEvent
     key: bytes | None
     value: bytes
