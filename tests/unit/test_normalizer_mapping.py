@@ -12,8 +12,9 @@ import orjson
 import pytest
 
 from callstream.contracts import call_event_codec
+from callstream.ids import uuid5_text
 from consumers.normalizer.callback_parser import parse_callback
-from consumers.normalizer.event_id import NAMESPACE, uuid5_text
+from consumers.normalizer.event_id import NAMESPACE
 from consumers.normalizer.exceptions import CallbackNotJsonError, CallbackShapeError
 from consumers.normalizer.mapping import classify, normalize_msisdn, parse_code, parse_timestamp
 from consumers.normalizer.transform import DeadLetter, DispatchInfo, Emit, Transformer
@@ -368,7 +369,8 @@ def test_event_id_is_deterministic_and_a_uuid5() -> None:
     first = emitted(callback("REJECTED", "7402"))["event_id"]
     assert uuid.UUID(first).version == 5
     assert first == emitted(callback("REJECTED", "7402"))["event_id"]
-    assert uuid5_text("x") == str(uuid.uuid5(NAMESPACE, "x"))
+    assert uuid5_text(NAMESPACE, "x") == str(uuid.uuid5(NAMESPACE, "x"))
+    assert uuid5_text(NAMESPACE.bytes, "é" * 99) == str(uuid.uuid5(NAMESPACE, "é" * 99))
 
 
 def test_event_id_ignores_harmless_differences_between_deliveries() -> None:
