@@ -9,27 +9,29 @@ Content fault refuses some destinations).
 from __future__ import annotations
 
 import asyncio
-import hmac
 import itertools
 import random
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
+from hmac import compare_digest
 from typing import Any
 
 import orjson
 from aiohttp import web
+from orjson import dumps
 
 from sandbox import control
 from sandbox.auth import authorized
 from sandbox.exceptions import ApiError
-from sandbox.faults import NO_FAULT, draw, fault_rng
+from sandbox.faults import NO_FAULT, Fault, draw, fault_rng
 from sandbox.ledger import CallRecord
 from sandbox.lifecycle import message_id, message_rng, plan_call
 from sandbox.ratelimit import retry_after_header
 from sandbox.settings import Behaviour, SandboxSettings
 from sandbox.state import SandboxState
-from sandbox.validation import CallRequest, parse_request
+from sandbox.validation import CallRequest, read_request
 
 STATE = web.AppKey("sandbox_state", SandboxState)
 PLATFORM_TZ = timezone(timedelta(hours=-4))  # requestTimestamp as in the docs' sample
@@ -129,31 +131,6 @@ def _accept(
     return results
 
 
-def _accept_one(
-    st: SandboxState, req: CallRequest, b: Behaviour, now: float, raw: bytes
-) -> web.Response:
-    """The common case, kept lean: one destination, no fault, no seed, no callbacks."""
-    msisdn, cid = req.destinations[0]
-    ledger = st.ledger
-    if cid is not None:
-        at = ledger.accepted_at.get(cid)
-        if at is not None:
-            window = b.duplicate_window_seconds
-            if window and now - at < window:
-                message = f"Duplicate correlationId: {cid}"
-                ledger.record_request(now, 409, DUPLICATE_CODE, message, None, (), raw)
-                return _json(409, {"code": DUPLICATE_CODE, "message": message})
-    mid = f"{_uid_prefix}{next(_uid_counter) & 0xFFFFFFFFFFFF:012x}"  # fast_uuid4(), inlined
-    ledger.record_accepted_one(now, mid, cid, msisdn, raw)
-    stamp = _request_stamp(now)
-    if cid is None:
-        body = {"requestTimestamp": stamp, "messageId": mid, "status": "queued"}
-    else:
-        body = {"requestTimestamp": stamp, "messageId": mid, "correlationId": cid}
-        body["status"] = "queued"
-    return web.Response(status=201, body=orjson.dumps(body), content_type=_JSON)
-
-
 def _duplicate(st: SandboxState, req: CallRequest, b: Behaviour) -> str | None:
     window = b.duplicate_window_seconds
     if not window:
@@ -166,37 +143,68 @@ def _duplicate(st: SandboxState, req: CallRequest, b: Behaviour) -> str | None:
     return None
 
 
-async def make_call(request: web.Request) -> web.Response:
-    """Make Call. Every answer is recorded in the ledger with what was known when it was given."""
-    st = request.app[STATE]
-    b = st.behaviour
-    now = time.time()
+def make_call_handler(st: SandboxState) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The Make Call handler of ``st`` (a closure: no application lookup per request)."""
+
+    async def make_call(request: web.Request) -> web.Response:
+        """Make Call. Every answer is recorded in the ledger with what was known when given."""
+        b = st.behaviour
+        now = time.time()
+        ledger = st.ledger
+        headers = request.headers
+        key = headers.get("key")
+        if not (
+            key is not None
+            and "Authorization" not in headers
+            and compare_digest(key.encode(), st.key_bytes)
+        ) and not authorized(headers, b, now):
+            ledger.record_request(now, 401)
+            return web.Response(status=401)
+        raw = await request.read()
+        try:
+            req = read_request(raw, b.max_body_bytes, b.max_destinations, b.tps, now)
+        except ApiError as exc:
+            ledger.record_request(now, exc.http_status, exc.code, exc.message, raw=raw)
+            return _json(exc.http_status, {"code": exc.code, "message": exc.message})
+        destinations = req.destinations
+        fault = NO_FAULT
+        if not st.plain:  # plain: no bucket, no fault, no seed, so nothing to do here
+            limited = await _limits_and_faults(st, b, destinations, now, raw)
+            if isinstance(limited, web.Response):
+                return limited
+            fault = limited
+        if (
+            len(destinations) == 1
+            and fault is NO_FAULT
+            and b.seed is None
+            and not (b.callbacks and (req.notify_url or b.default_notify_url))
+        ):  # the common case, kept lean: one destination, no fault, no seed, no callbacks
+            cid = destinations[0].correlation_id
+            mid = f"{_uid_prefix}{next(_uid_counter) & 0xFFFFFFFFFFFF:012x}"  # fast_uuid4()
+            # the number stays in raw (None): read back from it when the call is looked up
+            last = ledger.accept_one(now, mid, cid, None, raw, b.duplicate_window_seconds)
+            if last is not None:
+                message = f"Duplicate correlationId: {cid}"
+                ledger.record_request(now, 409, DUPLICATE_CODE, message, None, (), raw)
+                return _json(409, {"code": DUPLICATE_CODE, "message": message})
+            stamp = _request_stamp(now)
+            if cid is None:
+                body = {"requestTimestamp": stamp, "messageId": mid, "status": "queued"}
+            else:
+                body = {"requestTimestamp": stamp, "messageId": mid, "correlationId": cid}
+                body["status"] = "queued"
+            return web.Response(status=201, body=dumps(body), content_type=_JSON)
+        return _accept_many(st, req, b, fault, now, raw)
+
+    return make_call
+
+
+async def _limits_and_faults(
+    st: SandboxState, b: Behaviour, destinations: tuple[Any, ...], now: float, raw: bytes
+) -> Fault | web.Response:
+    """The TPS limit (429) and the injected faults (latency, hang, 500/503) of a valid request:
+    its fault, or the answer to give instead."""
     record = st.ledger.record_request
-    headers = request.headers
-    key = headers.get("key")
-    if not (
-        key is not None
-        and "Authorization" not in headers
-        and hmac.compare_digest(key.encode(), st.key_bytes)
-    ) and not authorized(headers, b, now):
-        record(now, 401)
-        return web.Response(status=401)
-    raw = await request.read()
-    try:
-        req = parse_request(
-            raw, max_bytes=b.max_body_bytes, max_destinations=b.max_destinations, tps=b.tps, now=now
-        )
-    except ApiError as exc:
-        record(now, exc.http_status, exc.code, exc.message, raw=raw)
-        return _json(exc.http_status, {"code": exc.code, "message": exc.message})
-    destinations = req.destinations
-    if (
-        st.plain  # no bucket, no fault, no seed: the steps below would do nothing
-        and len(destinations) == 1
-        and not (b.callbacks and (req.notify_url or b.default_notify_url))
-    ):
-        return _accept_one(st, req, b, now, raw)
-    first = destinations[0].correlation_id
     if st.bucket is not None:
         wait = st.bucket.try_acquire(time.monotonic(), len(destinations))
         if wait:
@@ -206,6 +214,7 @@ async def make_call(request: web.Request) -> web.Response:
             return _json(429, {"code": "7020", "message": message}, retry)
     fault = NO_FAULT
     if st.has_faults:
+        first = destinations[0].correlation_id
         seen = st.seen.get(first, 0) if first is not None else 0
         key = f"{first}|{seen}" if first is not None else str(st.ledger.request_seq)
         if first is not None:
@@ -221,13 +230,15 @@ async def make_call(request: web.Request) -> web.Response:
                 record(now, status, None, None, fault.kind, (), raw)
                 text = "Internal Server Error" if status == 500 else "Service Unavailable"
                 return web.Response(status=status, text=text)
-    if (
-        len(destinations) == 1
-        and fault is NO_FAULT
-        and b.seed is None
-        and not (b.callbacks and (req.notify_url or b.default_notify_url))
-    ):
-        return _accept_one(st, req, b, now, raw)
+    return fault
+
+
+def _accept_many(
+    st: SandboxState, req: CallRequest, b: Behaviour, fault: Fault, now: float, raw: bytes
+) -> web.Response:
+    """Acceptance in the general case: several destinations, a fault, a seed or callbacks."""
+    record = st.ledger.record_request
+    destinations = req.destinations
     duplicate = _duplicate(st, req, b)
     if duplicate is not None:
         message = f"Duplicate correlationId: {duplicate}"
@@ -295,7 +306,7 @@ def build_app(settings: SandboxSettings | None = None) -> web.Application:
     state = SandboxState(settings or SandboxSettings())
     app = web.Application(client_max_size=CLIENT_MAX_SIZE)
     app[STATE] = state
-    app.router.add_post("/v2/messages", make_call)
+    app.router.add_post("/v2/messages", make_call_handler(state))
     app.router.add_get("/v2/messages/{message_id}", call_status)
     control.add_routes(app, STATE)
 

@@ -129,7 +129,7 @@ class Ledger:
     _call_count: int = 0
     _call_mid: list[str] = field(init=False)
     _call_cid: list[str | None] = field(init=False)
-    _call_msisdn: list[str] = field(init=False)
+    _call_msisdn: list[str | None] = field(init=False)  # None: the body's only number
     _call_at: list[float] = field(init=False)
     _call_raw: list[bytes] = field(init=False)
     plans: dict[str, CallPlan] = field(init=False)  # message id -> plan, once drawn
@@ -218,8 +218,21 @@ class Ledger:
         plan: CallPlan | None = None,
     ) -> None:
         """Register an accepted destination (the fields of :class:`CallRecord`)."""
+        self._store_call(mid, cid, msisdn, accepted_at, raw)
+        if plan is not None:
+            self.plans[mid] = plan
+        if cid is not None:
+            accepted = self.accepted_at
+            if cid in accepted:
+                self.repeats[cid] = self.repeats.get(cid, 0) + 1
+            accepted[cid] = accepted_at
+
+    def _store_call(
+        self, mid: str, cid: str | None, msisdn: str | None, accepted_at: float, raw: bytes
+    ) -> None:
         n = self._call_count
         self._call_count = n + 1
+        self.accepted_total += 1
         slot = n % self.limit
         calls = self.calls
         mids = self._call_mid
@@ -229,11 +242,13 @@ class Ledger:
             self._call_msisdn.append(msisdn)
             self._call_at.append(accepted_at)
             self._call_raw.append(raw)
-        else:  # the oldest call leaves
+        else:  # the oldest call leaves (one dict probe: pop, and put back if re-registered)
             oldest = mids[slot]
-            if calls.get(oldest) == n - self.limit:
-                del calls[oldest]
-                if self.plans:
+            gone = calls.pop(oldest, None)
+            if gone is not None:
+                if gone != n - self.limit:
+                    calls[oldest] = gone
+                elif self.plans:
                     self.plans.pop(oldest, None)
             mids[slot] = mid
             self._call_cid[slot] = cid
@@ -241,34 +256,55 @@ class Ledger:
             self._call_at[slot] = accepted_at
             self._call_raw[slot] = raw
         calls[mid] = n
-        if plan is not None:
-            self.plans[mid] = plan
-        self.accepted_total += 1
+
+    def accept_one(
+        self,
+        received_at: float,
+        mid: str,
+        cid: str | None,
+        msisdn: str | None,
+        raw: bytes,
+        window: float,
+    ) -> float | None:
+        """The request path's common case: a single destination, no fault, no plan yet.
+        ``msisdn`` None stands for the only number of ``raw``, read back when asked for (one
+        object fewer kept per call).
+
+        When ``cid`` was accepted less than ``window`` seconds ago (0 = no window), records
+        nothing and returns that acceptance's time (the caller answers 409). Otherwise records
+        the call and its 201 request (:meth:`add_call` then :meth:`record_request`) and returns
+        None. One probe of the (large) duplicate dict when the id is new."""
         if cid is not None:
             accepted = self.accepted_at
-            if cid in accepted:
+            size = len(accepted)
+            last = accepted.setdefault(cid, received_at)
+            if len(accepted) == size:  # accepted before
+                if window and received_at - last < window:
+                    return last
                 self.repeats[cid] = self.repeats.get(cid, 0) + 1
-            accepted[cid] = accepted_at
+                accepted[cid] = received_at
+        self._store_call(mid, cid, msisdn, received_at, raw)
+        self._store_request(received_at, 201, None, mid, raw)
+        return None
 
     def record_accepted_one(
         self, received_at: float, mid: str, cid: str | None, msisdn: str, raw: bytes
     ) -> None:
         """:meth:`add_call` then :meth:`record_request` for a 201 to a single destination (no
-        fault, no plan yet): the request path's common case."""
-        self.add_call(mid, cid, msisdn, received_at, raw)
-        self._store_request(received_at, 201, None, mid, raw)
+        fault, no plan yet)."""
+        self.accept_one(received_at, mid, cid, msisdn, raw, 0.0)
 
     def call(self, message_id: str) -> CallRecord | None:
         n = self.calls.get(message_id)
         if n is None:
             return None
         slot = n % self.limit
+        raw = self._call_raw[slot]
+        msisdn = self._call_msisdn[slot]
+        if msisdn is None:
+            msisdn = _destinations(_loose_json(raw))[1][0]
         return CallRecord(
-            self._call_mid[slot],
-            self._call_cid[slot],
-            self._call_msisdn[slot],
-            self._call_at[slot],
-            self._call_raw[slot],
+            self._call_mid[slot], self._call_cid[slot], msisdn, self._call_at[slot], raw
         )
 
     def requests(self, since: int = 0) -> list[RequestRecord]:

@@ -1,0 +1,36 @@
+"""The Make Call fast path (one destination, no fault, no seed, no callbacks) over real HTTP:
+the call it records answers GET status with the request's number, and 409s as the general path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from tests.sandbox_fixtures import SandboxHandle
+
+pytestmark = pytest.mark.integration
+Body = Callable[..., dict[str, Any]]
+
+
+def test_fast_path_status_and_duplicate(
+    sandbox_factory: Callable[..., SandboxHandle], make_call_body: Body
+) -> None:
+    sandbox = sandbox_factory(callbacks=False)
+    body = make_call_body()
+    number = body["to"][0]["msisdn"][0]
+    reply = sandbox.make_call(body)
+    assert reply.status == 201
+    status = sandbox.request("GET", f"/v2/messages/{reply.json()['messageId']}").json()
+    assert status["to"] == number
+    assert status["correlationId"] == body["to"][0]["correlationId"]
+    again = sandbox.make_call(body)
+    assert again.status == 409
+    cid = body["to"][0]["correlationId"]
+    assert again.json() == {"code": "7130", "message": f"Duplicate correlationId: {cid}"}
+    ledger = sandbox.client.ledger()
+    assert [r["http_status"] for r in ledger["requests"]] == [201, 409]
+    assert ledger["requests"][0]["msisdns"] == [number]
+    assert ledger["summary"]["accepted_by_correlation_id"] == {cid: 1}
