@@ -242,17 +242,18 @@ class RecordProcessor:
         )
 
     async def _post(self, body: bytes, cid: str) -> Any:
+        metrics = self.metrics
         started = time.monotonic()
-        self.metrics.in_flight.inc()
+        metrics.requests_on_wire += 1
         try:
             status, headers, raw = await self.client.post(body)
         except RetryableError:
-            self.metrics.http_status("error").inc()
+            metrics.http_status("error").inc()
             raise
         finally:
-            self.metrics.in_flight.dec()
-            self.metrics.http_latency.observe(time.monotonic() - started)
-        self.metrics.http_status(status).inc()
+            metrics.requests_on_wire -= 1
+            metrics.http_latency.observe(time.monotonic() - started)
+        metrics.http_status(status).inc()
         return classify(status, headers, raw, cid)
 
     async def _wait_or_hand_over(self, w: Work, delay: float, why: str) -> bool:

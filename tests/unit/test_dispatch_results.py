@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import pydantic
@@ -10,6 +11,7 @@ import pytest
 from callstream.contracts import call_event_codec, dispatch_result_codec
 from consumers.dispatcher.dedupe import PartitionDedupe
 from consumers.dispatcher.results import (
+    EVENT_NAMESPACE,
     Source,
     call_event,
     dispatch_result,
@@ -73,6 +75,20 @@ def test_event_id_is_deterministic() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("cid", "outcome", "source"),
+    [
+        ("c", "QUEUED", SOURCE),
+        ("ünïcode-id ☎", "FAILED", Source("calls.requests.retry", 11, 2**40)),
+        ("x" * 50, "DUPLICATE", Source("t", 0, 0)),
+    ],
+)
+def test_event_id_is_the_uuid5_of_its_name(cid: str, outcome: str, source: Source) -> None:
+    """The fast path gives exactly ``uuid5`` (ids already written must not change)."""
+    name = f"{cid}|{outcome}|{source.topic}|{source.partition}|{source.offset}"
+    assert event_id(cid, outcome, source) == str(uuid.uuid5(EVENT_NAMESPACE, name))
+
+
 def test_retry_headers_round_trip_and_keep_the_original_ones() -> None:
     original = [("content-type", b"application/json"), ("callstream.attempts", b"1")]
     headers = retry_headers(
@@ -110,3 +126,18 @@ def test_settings_need_a_service_key_and_never_print_it(monkeypatch: pytest.Monk
     assert "s3cret-key" not in repr(settings)
     assert "s3cret-key" not in str(settings.redacted())
     assert settings.messages_url == "https://api.us.webexconnect.io/v2/messages"
+
+
+def test_in_flight_gauge_reads_the_requests_on_the_wire() -> None:
+    from consumers.dispatcher.metrics import DispatchMetrics
+
+    metrics = DispatchMetrics()
+
+    def gauge() -> float | None:
+        return metrics.registry.get_sample_value("callstream_dispatch_in_flight")
+
+    assert gauge() == 0
+    metrics.requests_on_wire += 3
+    assert gauge() == 3
+    metrics.requests_on_wire -= 3
+    assert gauge() == 0
