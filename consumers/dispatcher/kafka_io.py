@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import orjson
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+from callstream.consuming import consume_available
 from callstream.exceptions import KafkaDeliveryError
 from callstream.headers import Headers
 from callstream.kafka_config import KafkaConfig
@@ -324,7 +325,7 @@ class ConsumerThread:
                     self._run_commands(consumer)  # commits, pauses go on while held back
                     continue
                 self._run_commands(consumer)
-                messages = consumer.consume(num_messages=self._batch, timeout=0.05)
+                messages = consume_available(consumer, self._batch, 0.05)
                 if messages:
                     self._handed.clear()
                     self._loop.call_soon_threadsafe(self._hand_over, messages)

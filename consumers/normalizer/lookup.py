@@ -22,6 +22,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from callstream.consuming import consume_available
 from callstream.contracts import dispatch_result_codec
 from callstream.exceptions import ContractError
 from callstream.log import get_logger
@@ -121,7 +122,7 @@ class DispatchLookup:
         codec = dispatch_result_codec()
         while not self._stop.is_set():
             try:
-                messages = consumer.consume(num_messages=1000, timeout=0.2)
+                messages = consume_available(consumer, 1000, 0.2)
             except (KafkaException, RuntimeError) as exc:
                 self.error = exc
                 log.error("dispatch lookup reader failed", error=str(exc))
