@@ -209,6 +209,16 @@ def ensure_jars(cache_dir: Path = CACHE_DIR, pom: Path = POM) -> Path:
 # --- configuration ---------------------------------------------------------------------------
 
 
+def new_cluster_id() -> str:
+    """A random cluster id as Kafka makes them (URL-safe base64 of 16 bytes), never starting with
+    '-': the storage tool would read such an id as an option (as Kafka's ``Uuid.randomUuid``
+    does, draw again; it happened here once in a few dozen formats)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def server_properties(port: int, controller_port: int, log_dir: Path) -> str:
     props = {
         "process.roles": "broker,controller",
@@ -459,7 +469,7 @@ def start(
     (data_dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
     classpath = f"{libs}/*"
     if not (kraft_dir / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         say(f"formatting {kraft_dir} (cluster id {cluster_id})")
         archive = _cds_archive(java)
         share = [f"-XX:SharedArchiveFile={archive}"] if cds and archive.is_file() else []
