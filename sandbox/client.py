@@ -64,8 +64,16 @@ class SandboxClient:
 
     def accepted_correlation_ids(self) -> Counter[str]:
         """Destinations accepted per correlation id since the last reset: each call placed
-        exactly once means every count is 1."""
-        return Counter(self.summary()["accepted_by_correlation_id"])
+        exactly once means every count is 1. Raises :class:`SandboxClientError` when the
+        sandbox had to forget ids (``ledger_id_limit``): the counts would prove nothing."""
+        summary = self.summary()
+        forgotten = summary.get("correlation_ids_forgotten", 0)
+        if forgotten:
+            raise SandboxClientError(
+                f"the sandbox forgot {forgotten} correlation ids (ledger_id_limit): "
+                "counts are incomplete; reset it before the run or raise the limit"
+            )
+        return Counter(summary["accepted_by_correlation_id"])
 
     def wait_idle(self, timeout: float = 10.0) -> dict[str, Any]:
         """Poll until no callback is planned, in flight or waiting for a retry; return the

@@ -8,10 +8,12 @@ Shape of :meth:`Ledger.snapshot` (documented in ``docs/sandbox.md``)::
                     "code", "notify_url", "scheduled_at", "attempts": [{"at", "status", "error"}],
                     "delivered", "state", "signature", "body", "raw"}],
      "summary":   {"requests", "by_status", "by_code", "accepted", "accepted_by_correlation_id",
-                   "duplicated_correlation_ids", "callbacks", "callbacks_by_state"}}
+                   "duplicated_correlation_ids", "correlation_ids_forgotten", "callbacks",
+                   "callbacks_by_state"}}
 
 The lists keep the newest ``limit`` entries; the counters in ``summary`` count everything since
-the last reset, so "each correlation id accepted exactly once" holds for any volume.
+the last reset (per-correlation-id counts for the newest ``id_limit`` ids, see :class:`Ledger`),
+so "each correlation id accepted exactly once" can be checked on large volumes.
 
 Kept per request: its fields (the raw body as received among them) stored into ring buffers, one
 list per field; correlation ids and numbers are read back from the body when the ledger is asked
@@ -22,6 +24,7 @@ never untracked) made collections run every few hundred requests and walk the wh
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -114,9 +117,16 @@ class RequestRecord(NamedTuple):
 class Ledger:
     """Requests and calls are kept in ring buffers of ``limit`` slots, one list per field: a
     request stores atoms into existing lists and allocates no container, so the request path
-    creates nothing the garbage collector must track (or ever walk, beyond the lists)."""
+    creates nothing the garbage collector must track (or ever walk, beyond the lists).
+
+    Correlation ids are counted (``accepted_at``, ``repeats``) up to ``id_limit`` of them: past
+    it the oldest tenth, in first-acceptance order, is forgotten at once (amortized O(1) per id)
+    and ``ids_forgotten`` counts them, so a sandbox left under load does not grow without bound
+    and a test can tell that its counts are no longer complete. A forgotten id is no longer a
+    duplicate for the 409 window."""
 
     limit: int
+    id_limit: int = 2_000_000
     callbacks: deque[dict[str, Any]] = field(init=False)
     # requests: seq s is in slot (s - 1) % limit of each list, while s > request_seq - limit
     _req_at: list[float] = field(init=False)
@@ -136,6 +146,7 @@ class Ledger:
     accepted_at: dict[str, float] = field(init=False)  # correlation id -> last acceptance (epoch)
     repeats: dict[str, int] = field(init=False)  # correlation id -> acceptances beyond the 1st
     accepted_total: int = 0
+    ids_forgotten: int = 0
     by_status: dict[int, int] = field(init=False)
     by_code: Counter[str] = field(init=False)
     nth: Counter[tuple[str | None, str]] = field(init=False)  # acceptances per destination
@@ -158,6 +169,7 @@ class Ledger:
         self.accepted_at = {}
         self.repeats = {}
         self.accepted_total = 0
+        self.ids_forgotten = 0
         self.by_status = {}
         self.by_code = Counter()
         self.nth = Counter()
@@ -225,7 +237,9 @@ class Ledger:
             accepted = self.accepted_at
             if cid in accepted:
                 self.repeats[cid] = self.repeats.get(cid, 0) + 1
-            accepted[cid] = accepted_at
+            elif len(accepted) >= self.id_limit:
+                self._forget_oldest_ids()
+            self.accepted_at[cid] = accepted_at
 
     def _store_call(
         self, mid: str, cid: str | None, msisdn: str | None, accepted_at: float, raw: bytes
@@ -283,9 +297,22 @@ class Ledger:
                     return last
                 self.repeats[cid] = self.repeats.get(cid, 0) + 1
                 accepted[cid] = received_at
+            elif size >= self.id_limit:
+                self._forget_oldest_ids()
         self._store_call(mid, cid, msisdn, received_at, raw)
         self._store_request(received_at, 201, None, mid, raw)
         return None
+
+    def _forget_oldest_ids(self) -> None:
+        """Drop the oldest tenth of the counted correlation ids (at least one, and always so that
+        at most ``id_limit`` remain, the newest included)."""
+        accepted, repeats = self.accepted_at, self.repeats
+        drop = max(len(accepted) - self.id_limit, self.id_limit // 10, 1)
+        items = iter(accepted.items())
+        for cid, _ in itertools.islice(items, drop):
+            repeats.pop(cid, None)
+        self.accepted_at = dict(items)
+        self.ids_forgotten += drop
 
     def record_accepted_one(
         self, received_at: float, mid: str, cid: str | None, msisdn: str, raw: bytes
@@ -356,6 +383,7 @@ class Ledger:
             "accepted": self.accepted_total,
             "accepted_by_correlation_id": self.accepted_counts(),
             "duplicated_correlation_ids": sorted(self.repeats),
+            "correlation_ids_forgotten": self.ids_forgotten,
             "callbacks": self.callback_seq,
             "callbacks_by_state": {k: v for k, v in self.callback_states.items() if v},
         }

@@ -145,6 +145,12 @@ class SandboxSettings(CallstreamBaseSettings, Behaviour):
     ledger_limit: int = Field(
         100_000, ge=1, description="Entries kept per ledger list (oldest dropped)."
     )
+    ledger_id_limit: int = Field(
+        2_000_000,
+        ge=1,
+        description="Correlation ids counted at most (about 100 B each); past it the oldest "
+        "tenth is forgotten and the summary says how many were.",
+    )
     callback_concurrency: int = Field(64, ge=1, description="Callback POSTs in flight at most.")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR.")
 

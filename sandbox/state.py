@@ -27,7 +27,7 @@ class SandboxState:
     plain: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
-        self.ledger = Ledger(self.settings.ledger_limit)
+        self.ledger = Ledger(self.settings.ledger_limit, self.settings.ledger_id_limit)
         self.sender = CallbackSender(self.ledger, self.settings.callback_concurrency)
         self.apply(self.settings.behaviour())
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from sandbox.exceptions import SandboxClientError
+
 if TYPE_CHECKING:
     from tests.sandbox_fixtures import SandboxHandle
 
@@ -34,3 +36,21 @@ def test_fast_path_status_and_duplicate(
     assert [r["http_status"] for r in ledger["requests"]] == [201, 409]
     assert ledger["requests"][0]["msisdns"] == [number]
     assert ledger["summary"]["accepted_by_correlation_id"] == {cid: 1}
+
+
+def test_forgotten_ids_make_the_exactly_once_helper_refuse(
+    sandbox_factory: Callable[..., SandboxHandle], make_call_body: Body
+) -> None:
+    sandbox = sandbox_factory(callbacks=False, ledger_id_limit=3)
+    cids = []
+    for _ in range(4):
+        body = make_call_body()
+        cids.append(body["to"][0]["correlationId"])
+        assert sandbox.make_call(body).status == 201
+    summary = sandbox.client.summary()
+    assert summary["correlation_ids_forgotten"] == 1
+    assert set(summary["accepted_by_correlation_id"]) == set(cids[1:])
+    with pytest.raises(SandboxClientError, match="forgot 1 correlation ids"):
+        sandbox.client.accepted_correlation_ids()
+    sandbox.client.reset()
+    assert sandbox.client.accepted_correlation_ids() == {}
