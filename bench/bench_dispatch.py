@@ -490,6 +490,11 @@ def main(argv: list[str] | None = None) -> int:
         args.records, args.naive_records, args.backlog = 2000, 200, 20_000
         args.rss_seconds, args.latency_seconds = 8.0, 3.0
     quiet_logs()
+    # the collector tuned as `callstream dispatch` does; the whole process, so the ceiling and
+    # the naive dispatcher (in this process too) run with it as well
+    from callstream.gc_tuning import tune_gc
+
+    tune_gc()
     from rich.console import Console
     from rich.table import Table
 

@@ -190,7 +190,7 @@ def _pin(cpu: int | None) -> None:
     """Pin to one core, and tune the collector as ``callstream normalize`` does (every mode)."""
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {cpu})
-    from consumers.normalizer.cli import tune_gc
+    from callstream.gc_tuning import tune_gc
 
     tune_gc()
 

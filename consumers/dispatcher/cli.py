@@ -11,6 +11,7 @@ import pydantic
 import uvloop
 
 from callstream.exceptions import ConfigError
+from callstream.gc_tuning import tune_gc
 from callstream.log import configure_logging, get_logger
 from consumers.dispatcher.service import DispatchService
 from consumers.dispatcher.settings import DispatchSettings
@@ -51,6 +52,7 @@ def dispatch(port: int | None) -> None:
     except pydantic.ValidationError as exc:
         raise click.UsageError(_settings_error(exc)) from None
     configure_logging(settings.log_level, settings.log_format)
+    tune_gc()
     try:
         code = uvloop.run(run_dispatcher(settings))
     except ConfigError as exc:

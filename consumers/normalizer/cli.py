@@ -13,7 +13,6 @@ resumes from the committed offsets).
 from __future__ import annotations
 
 import asyncio
-import gc
 import signal
 import sys
 import threading
@@ -23,6 +22,7 @@ import click
 import pydantic
 
 from callstream.exceptions import CallstreamError
+from callstream.gc_tuning import tune_gc
 from callstream.health import bound_port, start_health_server
 from callstream.kafka_config import consumer_config
 from callstream.log import configure_logging, get_logger
@@ -92,20 +92,6 @@ class HealthThread:
         if stopping is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(stopping.set)
         self._thread.join(5)
-
-
-GC_THRESHOLDS = (100_000, 50, 1000)
-
-
-def tune_gc() -> None:
-    """Collect the young generation every 100,000 allocations instead of 700.
-
-    The hot path allocates a few short-lived containers per record and creates no reference
-    cycles, while the dispatch cache and the dedupe window hold hundreds of thousands of
-    long-lived objects that every full collection would scan: with CPython's defaults the
-    collector cost about 20% of the normalizer's CPU (bench/bench_normalize.py).
-    """
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def run_normalizer(settings: Settings, ns: NormalizerSettings, stop: threading.Event) -> int:
