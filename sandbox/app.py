@@ -31,7 +31,7 @@ from sandbox.lifecycle import message_id, message_rng, plan_call
 from sandbox.ratelimit import retry_after_header
 from sandbox.settings import Behaviour, SandboxSettings
 from sandbox.state import SandboxState
-from sandbox.validation import CallRequest, read_request
+from sandbox.validation import CallRequest, parse_request
 
 STATE = web.AppKey("sandbox_state", SandboxState)
 PLATFORM_TZ = timezone(timedelta(hours=-4))  # requestTimestamp as in the docs' sample
@@ -143,6 +143,15 @@ def _duplicate(st: SandboxState, req: CallRequest, b: Behaviour) -> str | None:
     return None
 
 
+def _conflict(
+    st: SandboxState, cid: str | None, fault: str | None, now: float, raw: bytes
+) -> web.Response:
+    """The 409 for a correlation id accepted within the duplicate window, recorded."""
+    message = f"Duplicate correlationId: {cid}"
+    st.ledger.record_request(now, 409, DUPLICATE_CODE, message, fault, (), raw)
+    return _json(409, {"code": DUPLICATE_CODE, "message": message})
+
+
 def make_call_handler(st: SandboxState) -> Callable[[web.Request], Awaitable[web.Response]]:
     """The Make Call handler of ``st`` (a closure: no application lookup per request)."""
 
@@ -162,7 +171,7 @@ def make_call_handler(st: SandboxState) -> Callable[[web.Request], Awaitable[web
             return web.Response(status=401)
         raw = await request.read()
         try:
-            req = read_request(raw, b.max_body_bytes, b.max_destinations, b.tps, now)
+            req = parse_request(raw, b.max_body_bytes, b.max_destinations, b.tps, now)
         except ApiError as exc:
             ledger.record_request(now, exc.http_status, exc.code, exc.message, raw=raw)
             return _json(exc.http_status, {"code": exc.code, "message": exc.message})
@@ -184,9 +193,7 @@ def make_call_handler(st: SandboxState) -> Callable[[web.Request], Awaitable[web
             # the number stays in raw (None): read back from it when the call is looked up
             last = ledger.accept_one(now, mid, cid, None, raw, b.duplicate_window_seconds)
             if last is not None:
-                message = f"Duplicate correlationId: {cid}"
-                ledger.record_request(now, 409, DUPLICATE_CODE, message, None, (), raw)
-                return _json(409, {"code": DUPLICATE_CODE, "message": message})
+                return _conflict(st, cid, None, now, raw)
             stamp = _request_stamp(now)
             if cid is None:
                 body = {"requestTimestamp": stamp, "messageId": mid, "status": "queued"}
@@ -241,9 +248,7 @@ def _accept_many(
     destinations = req.destinations
     duplicate = _duplicate(st, req, b)
     if duplicate is not None:
-        message = f"Duplicate correlationId: {duplicate}"
-        record(now, 409, DUPLICATE_CODE, message, fault.kind, (), raw)
-        return _json(409, {"code": DUPLICATE_CODE, "message": message})
+        return _conflict(st, duplicate, fault.kind, now, raw)
     results = _accept(st, req, b, fault.rejected, now, raw)
     if len(destinations) == 1:
         record(now, 201, None, None, fault.kind, results[0]["messageId"], raw)

@@ -314,13 +314,6 @@ class Ledger:
         self.accepted_at = dict(items)
         self.ids_forgotten += drop
 
-    def record_accepted_one(
-        self, received_at: float, mid: str, cid: str | None, msisdn: str, raw: bytes
-    ) -> None:
-        """:meth:`add_call` then :meth:`record_request` for a 201 to a single destination (no
-        fault, no plan yet)."""
-        self.accept_one(received_at, mid, cid, msisdn, raw, 0.0)
-
     def call(self, message_id: str) -> CallRecord | None:
         n = self.calls.get(message_id)
         if n is None:

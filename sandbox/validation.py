@@ -226,31 +226,13 @@ def _notify_url(body: dict[str, Any]) -> str | None:
     return value
 
 
-def validate(body: dict[str, Any], *, max_destinations: int, tps: float, now: float) -> CallRequest:
+def validate(body: dict[str, Any], max_destinations: int, tps: float, now: float) -> CallRequest:
     """Check a decoded body against the Make Call rules; raise :class:`ApiError` on the first
-    broken one. ``now`` is the epoch time in seconds (for sendAt)."""
-    return _validate(body, max_destinations, tps, now)
+    broken one. ``now`` is the epoch time in seconds (for sendAt).
 
-
-def read_request(
-    raw: bytes, max_bytes: int, max_destinations: int, tps: float, now: float
-) -> CallRequest:
-    """:func:`parse_request` with positional arguments, for the request path."""
-    if len(raw) > max_bytes:
-        raise ApiError("7022", "JSON too large")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError("7000", "Invalid JSON") from exc
-    if body.__class__ is not dict:
-        raise ApiError("7000", "Invalid JSON")
-    return _validate(body, max_destinations, tps, now)
-
-
-def _validate(body: dict[str, Any], max_destinations: int, tps: float, now: float) -> CallRequest:
-    """:func:`validate`, written for the request path: one ``body.get`` per field, the usual
-    shapes tested inline (exact classes, as decoded by orjson) and the helpers only called for
-    the unusual ones."""
+    Written for the request path (arguments by position there): one ``body.get`` per field, the
+    usual shapes tested inline (exact classes, as decoded by orjson) and the helpers only called
+    for the unusual ones."""
     get = body.get
     channel = get("channel")
     if channel != "voice":
@@ -321,7 +303,7 @@ def _validate(body: dict[str, Any], max_destinations: int, tps: float, now: floa
 
 
 def parse_request(
-    raw: bytes, *, max_bytes: int, max_destinations: int, tps: float, now: float
+    raw: bytes, max_bytes: int, max_destinations: int, tps: float, now: float
 ) -> CallRequest:
     """Bytes to a valid request, or :class:`ApiError` with the platform's code."""
-    return read_request(raw, max_bytes, max_destinations, tps, now)
+    return validate(parse_body(raw, max_bytes=max_bytes), max_destinations, tps, now)
