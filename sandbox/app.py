@@ -189,10 +189,8 @@ def make_call_handler(st: SandboxState) -> Callable[[web.Request], Awaitable[web
             and not (b.callbacks and (req.notify_url or b.default_notify_url))
         ):  # the common case, kept lean: one destination, no fault, no seed, no callbacks
             cid = destinations[0].correlation_id
-            mid = f"{_uid_prefix}{next(_uid_counter) & 0xFFFFFFFFFFFF:012x}"  # fast_uuid4()
-            # the number stays in raw (None): read back from it when the call is looked up
-            last = ledger.accept_one(now, mid, cid, None, raw, b.duplicate_window_seconds)
-            if last is not None:
+            mid = ledger.accept_one(now, cid, raw, b.duplicate_window_seconds)
+            if mid is None:
                 return _conflict(st, cid, None, now, raw)
             stamp = _request_stamp(now)
             if cid is None:

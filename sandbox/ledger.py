@@ -20,11 +20,17 @@ list per field; correlation ids and numbers are read back from the body when the
 for, as :class:`RequestRecord` and :class:`CallRecord`. Storing atoms into existing lists creates
 no object the garbage collector tracks: one tuple per request and one per call (a NamedTuple is
 never untracked) made collections run every few hundred requests and walk the whole ledger.
+
+A request accepted by the request path's common case (:meth:`Ledger.accept_one`: one
+destination) is its own call record: its message id is derived from its sequence number, so it
+needs no message-id entry, no call slot and no id string kept.
 """
 
 from __future__ import annotations
 
 import itertools
+import random
+import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +39,8 @@ from typing import Any, NamedTuple
 import orjson
 
 from sandbox.lifecycle import CallPlan
+
+_MID_MASK = 0xFFFFFFFFFFFF  # 12 hex digits
 
 
 def _loose_json(raw: bytes | None) -> Any:
@@ -44,18 +52,25 @@ def _loose_json(raw: bytes | None) -> Any:
         return raw[:4096].decode("utf-8", errors="replace")
 
 
+def _either(body: dict[str, Any], name: str, other: str) -> Any:
+    """``body[name]``, or ``body[other]`` when that is absent or null (as validation reads it)."""
+    value = body.get(name)
+    return body.get(other) if value is None else value
+
+
 def _destinations(body: Any) -> tuple[list[str], list[str]]:
     """(sorted correlation ids, msisdns) of a request body, as far as it has them."""
     cids: set[str] = set()
     msisdns: list[str] = []
     if not isinstance(body, dict):
         return [], []
-    top = body.get("correlationId", body.get("correlationid"))
+    top = _either(body, "correlationId", "correlationid")
     to = body.get("to")
     for entry in to if isinstance(to, list) else []:
         if not isinstance(entry, dict):
             continue
-        cid = entry.get("correlationId", entry.get("correlationid", top))
+        cid = _either(entry, "correlationId", "correlationid")
+        cid = top if cid is None else cid
         numbers = entry.get("msisdn")
         for number in numbers if isinstance(numbers, list) else []:
             msisdns.append(str(number))
@@ -132,14 +147,14 @@ class Ledger:
     _req_at: list[float] = field(init=False)
     _req_status: list[int] = field(init=False)
     _req_extra: list[tuple[str | None, str | None, str | None] | None] = field(init=False)
-    _req_mids: list[str | tuple[str, ...]] = field(init=False)
+    _req_mids: list[str | tuple[str, ...] | None] = field(init=False)  # None: derived from seq
     _req_raw: list[bytes | None] = field(init=False)
     # calls: the n-th call (from 0) is in slot n % limit; ``calls`` maps its message id to n
     calls: dict[str, int] = field(init=False)
     _call_count: int = 0
     _call_mid: list[str] = field(init=False)
     _call_cid: list[str | None] = field(init=False)
-    _call_msisdn: list[str | None] = field(init=False)  # None: the body's only number
+    _call_msisdn: list[str] = field(init=False)
     _call_at: list[float] = field(init=False)
     _call_raw: list[bytes] = field(init=False)
     plans: dict[str, CallPlan] = field(init=False)  # message id -> plan, once drawn
@@ -153,11 +168,16 @@ class Ledger:
     callback_states: Counter[str] = field(init=False)
     request_seq: int = 0
     callback_seq: int = 0
+    # ids of calls accepted by accept_one: _mid_prefix + 12 hex digits of _mid_origin + seq
+    # (_mid_origin moves past every seq used, so ids stay unique across resets)
+    _mid_prefix: str = field(init=False, default_factory=lambda: str(uuid.uuid4())[:24])
+    _mid_origin: int = field(init=False, default_factory=lambda: random.getrandbits(40))
 
     def __post_init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
+        self._mid_origin += self.request_seq
         self.callbacks = deque(maxlen=self.limit)
         self._req_at, self._req_status, self._req_extra = [], [], []
         self._req_mids, self._req_raw = [], []
@@ -182,7 +202,7 @@ class Ledger:
         received_at: float,
         http_status: int,
         extra: tuple[str | None, str | None, str | None] | None,
-        message_ids: str | tuple[str, ...],
+        message_ids: str | tuple[str, ...] | None,
         raw: bytes | None,
     ) -> None:
         seq = self.request_seq = self.request_seq + 1
@@ -197,6 +217,8 @@ class Ledger:
             self._req_mids.append(message_ids)
             self._req_raw.append(raw)
         else:
+            if self.plans and self._req_mids[slot] is None and self._req_status[slot] == 201:
+                self.plans.pop(self._derived_mid(seq - self.limit), None)
             ats[slot] = received_at
             self._req_status[slot] = http_status
             self._req_extra[slot] = extra
@@ -242,7 +264,7 @@ class Ledger:
             self.accepted_at[cid] = accepted_at
 
     def _store_call(
-        self, mid: str, cid: str | None, msisdn: str | None, accepted_at: float, raw: bytes
+        self, mid: str, cid: str | None, msisdn: str, accepted_at: float, raw: bytes
     ) -> None:
         n = self._call_count
         self._call_count = n + 1
@@ -272,36 +294,50 @@ class Ledger:
         calls[mid] = n
 
     def accept_one(
-        self,
-        received_at: float,
-        mid: str,
-        cid: str | None,
-        msisdn: str | None,
-        raw: bytes,
-        window: float,
-    ) -> float | None:
-        """The request path's common case: a single destination, no fault, no plan yet.
-        ``msisdn`` None stands for the only number of ``raw``, read back when asked for (one
-        object fewer kept per call).
+        self, received_at: float, cid: str | None, raw: bytes, window: float
+    ) -> str | None:
+        """The request path's common case: a valid request with a single destination, no fault,
+        no plan yet. Records the request (201) as its own call and returns the call's message
+        id; or, when ``cid`` was accepted less than ``window`` seconds ago (0 = no window),
+        records nothing and returns None (the caller answers 409).
 
-        When ``cid`` was accepted less than ``window`` seconds ago (0 = no window), records
-        nothing and returns that acceptance's time (the caller answers 409). Otherwise records
-        the call and its 201 request (:meth:`add_call` then :meth:`record_request`) and returns
-        None. One probe of the (large) duplicate dict when the id is new."""
+        Kept lean because it runs for every call of a benchmark: one probe of the (large)
+        duplicate dict when the id is new, five stores into the request ring, and nothing else:
+        the message id is derived from the request's seq (:meth:`_derived_mid`), and the
+        correlation id and number are read back from ``raw`` when the call is looked up."""
         if cid is not None:
             accepted = self.accepted_at
             size = len(accepted)
             last = accepted.setdefault(cid, received_at)
             if len(accepted) == size:  # accepted before
                 if window and received_at - last < window:
-                    return last
+                    return None
                 self.repeats[cid] = self.repeats.get(cid, 0) + 1
                 accepted[cid] = received_at
             elif size >= self.id_limit:
                 self._forget_oldest_ids()
-        self._store_call(mid, cid, msisdn, received_at, raw)
-        self._store_request(received_at, 201, None, mid, raw)
-        return None
+        self.accepted_total += 1
+        self._store_request(received_at, 201, None, None, raw)
+        seq = self.request_seq
+        return f"{self._mid_prefix}{(self._mid_origin + seq) & _MID_MASK:012x}"
+
+    def _derived_mid(self, seq: int) -> str:
+        return f"{self._mid_prefix}{(self._mid_origin + seq) & _MID_MASK:012x}"
+
+    def _derived_seq(self, message_id: str) -> int | None:
+        """The seq of the kept request whose derived message id is ``message_id``, if any."""
+        prefix = self._mid_prefix
+        if len(message_id) != len(prefix) + 12 or not message_id.startswith(prefix):
+            return None
+        try:
+            seq = (int(message_id[len(prefix) :], 16) - self._mid_origin) & _MID_MASK
+        except ValueError:
+            return None
+        kept = self.request_seq - len(self._req_at)
+        if not kept < seq <= self.request_seq or self._derived_mid(seq) != message_id:
+            return None  # the last check refuses other spellings int() takes (0x, _, A-F)
+        slot = (seq - 1) % self.limit
+        return seq if self._req_mids[slot] is None and self._req_status[slot] == 201 else None
 
     def _forget_oldest_ids(self) -> None:
         """Drop the oldest tenth of the counted correlation ids (at least one, and always so that
@@ -317,14 +353,23 @@ class Ledger:
     def call(self, message_id: str) -> CallRecord | None:
         n = self.calls.get(message_id)
         if n is None:
-            return None
+            seq = self._derived_seq(message_id)
+            if seq is None:
+                return None
+            slot = (seq - 1) % self.limit
+            raw = self._req_raw[slot]
+            cids, msisdns = _destinations(_loose_json(raw))
+            assert raw is not None  # accepted: its body was read
+            cid = cids[0] if cids else None
+            return CallRecord(message_id, cid, msisdns[0], self._req_at[slot], raw)
         slot = n % self.limit
         raw = self._call_raw[slot]
-        msisdn = self._call_msisdn[slot]
-        if msisdn is None:
-            msisdn = _destinations(_loose_json(raw))[1][0]
         return CallRecord(
-            self._call_mid[slot], self._call_cid[slot], msisdn, self._call_at[slot], raw
+            self._call_mid[slot],
+            self._call_cid[slot],
+            self._call_msisdn[slot],
+            self._call_at[slot],
+            raw,
         )
 
     def requests(self, since: int = 0) -> list[RequestRecord]:
@@ -342,11 +387,15 @@ class Ledger:
                     code,
                     message,
                     fault,
-                    self._req_mids[slot],
+                    self._mids_of(seq, slot),
                     self._req_raw[slot],
                 )
             )
         return out
+
+    def _mids_of(self, seq: int, slot: int) -> str | tuple[str, ...]:
+        mids = self._req_mids[slot]
+        return self._derived_mid(seq) if mids is None else mids
 
     def accepted_counts(self) -> dict[str, int]:
         repeats = self.repeats

@@ -35,6 +35,7 @@ def test_fast_path_status_and_duplicate(
     ledger = sandbox.client.ledger()
     assert [r["http_status"] for r in ledger["requests"]] == [201, 409]
     assert ledger["requests"][0]["msisdns"] == [number]
+    assert ledger["requests"][0]["message_ids"] == [reply.json()["messageId"]]
     assert ledger["summary"]["accepted_by_correlation_id"] == {cid: 1}
 
 
