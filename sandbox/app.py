@@ -13,6 +13,7 @@ import itertools
 import random
 import time
 import uuid
+from asyncio import sleep
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from hmac import compare_digest
@@ -153,7 +154,14 @@ def _conflict(
 
 
 def make_call_handler(st: SandboxState) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """The Make Call handler of ``st`` (a closure: no application lookup per request)."""
+    """The Make Call handler of ``st`` (a closure: no application lookup per request).
+
+    Every answer is computed first and handed to aiohttp only after one turn of the event loop
+    (``await sleep(0)``): the requests that arrived together are all worked out before any answer
+    is written, so the answers leave in a burst and wake the client once per burst rather than
+    once per answer (what Redis does by writing replies just before its loop sleeps). On this
+    2-core VM a wake-up costs the writer ~7 us of kernel time; measured with wrk, the burst took
+    the sandbox from ~58 to ~47 us of CPU per request (docs/sandbox.md, "Performance")."""
 
     async def make_call(request: web.Request) -> web.Response:
         """Make Call. Every answer is recorded in the ledger with what was known when given."""
@@ -168,19 +176,21 @@ def make_call_handler(st: SandboxState) -> Callable[[web.Request], Awaitable[web
             and compare_digest(key.encode(), st.key_bytes)
         ) and not authorized(headers, b, now):
             ledger.record_request(now, 401)
-            return web.Response(status=401)
+            return await _after_turn(web.Response(status=401))
         raw = await request.read()
         try:
             req = parse_request(raw, b.max_body_bytes, b.max_destinations, b.tps, now)
         except ApiError as exc:
             ledger.record_request(now, exc.http_status, exc.code, exc.message, raw=raw)
-            return _json(exc.http_status, {"code": exc.code, "message": exc.message})
+            return await _after_turn(
+                _json(exc.http_status, {"code": exc.code, "message": exc.message})
+            )
         destinations = req.destinations
         fault = NO_FAULT
         if not st.plain:  # plain: no bucket, no fault, no seed, so nothing to do here
             limited = await _limits_and_faults(st, b, destinations, now, raw)
             if isinstance(limited, web.Response):
-                return limited
+                return await _after_turn(limited)
             fault = limited
         if (
             len(destinations) == 1
@@ -191,17 +201,25 @@ def make_call_handler(st: SandboxState) -> Callable[[web.Request], Awaitable[web
             cid = destinations[0].correlation_id
             mid = ledger.accept_one(now, cid, raw, b.duplicate_window_seconds)
             if mid is None:
-                return _conflict(st, cid, None, now, raw)
+                return await _after_turn(_conflict(st, cid, None, now, raw))
             stamp = _request_stamp(now)
             if cid is None:
                 body = {"requestTimestamp": stamp, "messageId": mid, "status": "queued"}
             else:
                 body = {"requestTimestamp": stamp, "messageId": mid, "correlationId": cid}
                 body["status"] = "queued"
-            return web.Response(status=201, body=dumps(body), content_type=_JSON)
-        return _accept_many(st, req, b, fault, now, raw)
+            answer = web.Response(status=201, body=dumps(body), content_type=_JSON)
+            await sleep(0)
+            return answer
+        return await _after_turn(_accept_many(st, req, b, fault, now, raw))
 
     return make_call
+
+
+async def _after_turn(answer: web.Response) -> web.Response:
+    """``answer`` after one turn of the event loop (see :func:`make_call_handler`)."""
+    await sleep(0)
+    return answer
 
 
 async def _limits_and_faults(
