@@ -1,5 +1,6 @@
 """Request rules of ``POST /v2/messages`` (contract section 2), each broken rule mapped to the
-platform's error code. Pure: bytes in, a :class:`CallRequest` or an :class:`ApiError` out.
+platform's error code. Pure: a decoded body in, a :class:`CallRequest` or an :class:`ApiError` out
+(:func:`sandbox.parsing.parse_request` is the request path's entry: bytes in).
 
 Rules are checked in the order of the contract's table (channel, from, to, request fields,
 content), so a request breaking several rules always gets the same code.
@@ -54,7 +55,6 @@ class CallRequest(NamedTuple):
     notify_url: str | None
     receipts: frozenset[str] | None  # normalized names; None = every event
     content_type: str  # "media" or "tts"
-    body: dict[str, Any]
 
 
 def normalize_receipt(name: str) -> str:
@@ -127,7 +127,7 @@ def _destinations(
     return tuple(out)
 
 
-def _check_send_at(value: Any, now: float) -> None:
+def check_send_at(value: Any, now: float) -> None:
     when: datetime
     try:
         if isinstance(value, bool):
@@ -146,7 +146,7 @@ def _check_send_at(value: Any, now: float) -> None:
         raise ApiError("7005", "Request expired")
 
 
-def _receipts(value: Any) -> frozenset[str] | None:
+def receipts_of(value: Any) -> frozenset[str] | None:
     if value is None:
         return None
     if not isinstance(value, list):
@@ -216,6 +216,11 @@ def _notify_url(body: dict[str, Any]) -> str | None:
         name, value = "notifyurl", body.get("notifyurl")
         if value is None:
             return None
+    return checked_notify_url(name, value)
+
+
+def checked_notify_url(name: str, value: Any) -> str:
+    """``value`` of the field ``name`` (either spelling) if it is an http(s) URL, else 7004."""
     if (
         not isinstance(value, str)
         or value != value.strip()
@@ -288,22 +293,15 @@ def validate(body: dict[str, Any], max_destinations: int, tps: float, now: float
         _optional_str(body, "notifyUrlAuthId")
     receipts = get("requestedReceipts")
     if receipts is not None:
-        receipts = _receipts(receipts)
+        receipts = receipts_of(receipts)
     send_at = get("sendAt")
     if send_at is not None:
-        _check_send_at(send_at, now)
+        check_send_at(send_at, now)
     policy = get("contactPolicy")
     if policy is not None and not isinstance(policy, dict):
         raise invalid("contactPolicy")
     content_type = _content(get("content"))
     return _new_tuple(
         CallRequest,
-        (sender, destinations, callback_data, notify_url, receipts, content_type, body),
+        (sender, destinations, callback_data, notify_url, receipts, content_type),
     )
-
-
-def parse_request(
-    raw: bytes, max_bytes: int, max_destinations: int, tps: float, now: float
-) -> CallRequest:
-    """Bytes to a valid request, or :class:`ApiError` with the platform's code."""
-    return validate(parse_body(raw, max_bytes=max_bytes), max_destinations, tps, now)

@@ -3,9 +3,12 @@ the call it records answers GET status with the request's number, and 409s as th
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import pytest
 
 from sandbox.exceptions import SandboxClientError
@@ -55,3 +58,32 @@ def test_forgotten_ids_make_the_exactly_once_helper_refuse(
         sandbox.client.accepted_correlation_ids()
     sandbox.client.reset()
     assert sandbox.client.accepted_correlation_ids() == {}
+
+
+def test_a_body_that_arrives_in_pieces_is_read_whole(
+    sandbox_factory: Callable[..., SandboxHandle], make_call_body: Body
+) -> None:
+    """The handler takes a fully arrived body as it is; one still arriving is awaited."""
+    sandbox = sandbox_factory(callbacks=False)
+    body = make_call_body()
+    raw = orjson.dumps(body)
+    host, port = sandbox.url.removeprefix("http://").split(":")
+    head = (
+        f"POST /v2/messages HTTP/1.1\r\nHost: {host}\r\nkey: {sandbox.service_key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(raw)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(head + raw[:10])
+        time.sleep(0.2)  # the handler starts with part of the body only
+        sock.sendall(raw[10:])
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 201 Created"
+    reply = orjson.loads(rest.partition(b"\r\n\r\n")[2])
+    assert reply["correlationId"] == body["to"][0]["correlationId"]
+    requests = sandbox.client.ledger()["requests"]
+    assert [r["body"] for r in requests] == [body]

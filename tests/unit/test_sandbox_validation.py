@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sandbox.exceptions import ApiError
-from sandbox.validation import parse_request
+from sandbox.parsing import parse_request
 from tests.sandbox_fixtures import call_body
 
 DOCUMENTED = {"7000", "7003", "7004", "7005", "7009", "7022", "7101", "7102", "7107", "7126"}
