@@ -1,6 +1,6 @@
 """Sandbox request rate vs a bare aiohttp server, on one core each.
 
-    python -m bench.bench_sandbox [--rounds 5] [--duration 3] [--connections 64]
+    python -m bench.bench_sandbox [--rounds 7] [--duration 3] [--connections 64]
 
 Each server runs in its own subprocess pinned to core 0 (``os.sched_setaffinity``), on the
 same framework and loop (aiohttp on uvloop, ``sandbox.server``): the sandbox with callbacks off,
@@ -186,7 +186,7 @@ def chart(result: dict[str, Any], path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--serve", choices=list(KINDS), help=argparse.SUPPRESS)
