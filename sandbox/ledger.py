@@ -318,8 +318,7 @@ class Ledger:
                 self._forget_oldest_ids()
         self.accepted_total += 1
         self._store_request(received_at, 201, None, None, raw)
-        seq = self.request_seq
-        return f"{self._mid_prefix}{(self._mid_origin + seq) & _MID_MASK:012x}"
+        return self._derived_mid(self.request_seq)
 
     def _derived_mid(self, seq: int) -> str:
         return f"{self._mid_prefix}{(self._mid_origin + seq) & _MID_MASK:012x}"
@@ -358,8 +357,8 @@ class Ledger:
                 return None
             slot = (seq - 1) % self.limit
             raw = self._req_raw[slot]
-            cids, msisdns = _destinations(_loose_json(raw))
-            assert raw is not None  # accepted: its body was read
+            assert raw is not None  # accepted, so its body was read
+            cids, msisdns = _destinations(_loose_json(raw))  # one destination: validated
             cid = cids[0] if cids else None
             return CallRecord(message_id, cid, msisdns[0], self._req_at[slot], raw)
         slot = n % self.limit
