@@ -147,7 +147,8 @@ class Ledger:
     _req_at: list[float] = field(init=False)
     _req_status: list[int] = field(init=False)
     _req_extra: list[tuple[str | None, str | None, str | None] | None] = field(init=False)
-    _req_mids: list[str | tuple[str, ...] | None] = field(init=False)  # None: derived from seq
+    # None: a call of accept_one, its id derived from the seq (no other request stores None)
+    _req_mids: list[str | tuple[str, ...] | None] = field(init=False)
     _req_raw: list[bytes | None] = field(init=False)
     # calls: the n-th call (from 0) is in slot n % limit; ``calls`` maps its message id to n
     calls: dict[str, int] = field(init=False)
@@ -217,7 +218,7 @@ class Ledger:
             self._req_mids.append(message_ids)
             self._req_raw.append(raw)
         else:
-            if self.plans and self._req_mids[slot] is None and self._req_status[slot] == 201:
+            if self.plans and self._req_mids[slot] is None:  # a call of accept_one leaves
                 self.plans.pop(self._derived_mid(seq - self.limit), None)
             ats[slot] = received_at
             self._req_status[slot] = http_status
@@ -336,7 +337,7 @@ class Ledger:
         if not kept < seq <= self.request_seq or self._derived_mid(seq) != message_id:
             return None  # the last check refuses other spellings int() takes (0x, _, A-F)
         slot = (seq - 1) % self.limit
-        return seq if self._req_mids[slot] is None and self._req_status[slot] == 201 else None
+        return seq if self._req_mids[slot] is None else None
 
     def _forget_oldest_ids(self) -> None:
         """Drop the oldest tenth of the counted correlation ids (at least one, and always so that
