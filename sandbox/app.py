@@ -211,7 +211,7 @@ def make_call_handler(st: SandboxState) -> Callable[[web.Request], Awaitable[web
                 body = {"requestTimestamp": stamp, "messageId": mid, "correlationId": cid}
                 body["status"] = "queued"
             answer = web.Response(status=201, body=dumps(body), content_type=_JSON)
-            await sleep(0)
+            await sleep(0)  # _after_turn inlined: one coroutine fewer on the hot path
             return answer
         return await _after_turn(_accept_many(st, req, b, fault, now, raw))
 
